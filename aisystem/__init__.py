@@ -1,0 +1,1 @@
+"""aisystem: a self-hosted AI assistant gateway."""

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from aisystem.admin.secrets import SecretFieldsAdmin
+from aisystem.models import OutboxItem, TelegramSession
+
+
+@admin.register(OutboxItem)
+class OutboxItemAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = (
+        "created_at", "chat", "status", "attempts", "available_at", "sent_at", "preview",
+        "last_error",
+    )
+    list_filter = ("status", "transport")
+    search_fields = ("text", "idempotency_key", "chat__title")
+    list_select_related = ("chat",)
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "idempotency_key", "source_message", "attempts", "sent_at", "sent_transport_message_id",
+        "last_error", "created_at",
+    )
+    raw_id_fields = ("chat",)
+    actions = ("retry_now",)
+
+    @admin.display(description="Text")
+    def preview(self, item: OutboxItem) -> str:
+        return item.text[:60] + ("…" if len(item.text) > 60 else "")
+
+    @admin.action(description="Retry now")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxItem]) -> None:
+        count = queryset.exclude(status=OutboxItem.Status.SENT).update(
+            status=OutboxItem.Status.PENDING, available_at=timezone.now()
+        )
+        self.message_user(request, f"{count} deliveries queued again.")
+
+
+@admin.register(TelegramSession)
+class TelegramSessionAdmin(SecretFieldsAdmin):
+    list_display = (
+        "__str__", "mode", "is_enabled", "state", "heartbeat_at", "last_update_at",
+        "lag_seconds", "in_flight",
+    )
+    list_filter = ("mode", "state", "is_enabled")
+    search_fields = ("name", "account_username")
+    readonly_fields = (
+        "account_user_id", "account_username", "state", "heartbeat_at", "last_update_at",
+        "lag_seconds", "in_flight", "created_at", "updated_at",
+    )

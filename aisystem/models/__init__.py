@@ -1,0 +1,51 @@
+"""The data model. One module per sub-domain; everything is re-exported here."""
+
+from aisystem.models.access import AccessRule, RateCounter, RateLimitPolicy
+from aisystem.models.choices import (
+    AccessAction,
+    ChatType,
+    CredentialStatus,
+    Direction,
+    MessageKind,
+    MessageStatus,
+    ReplyMode,
+    Role,
+    Transport,
+)
+from aisystem.models.conversations import Conversation, Message, Workspace
+from aisystem.models.identities import Chat, Identity
+from aisystem.models.integrations import (
+    ApiCredential,
+    ApiToken,
+    ExternalCall,
+    IntegrationAccount,
+    WebhookSubscription,
+)
+from aisystem.models.delivery import OutboxItem, TelegramSession
+
+__all__ = [
+    "AccessAction",
+    "AccessRule",
+    "ApiCredential",
+    "ApiToken",
+    "Chat",
+    "ChatType",
+    "Conversation",
+    "CredentialStatus",
+    "Direction",
+    "ExternalCall",
+    "Identity",
+    "IntegrationAccount",
+    "Message",
+    "MessageKind",
+    "MessageStatus",
+    "OutboxItem",
+    "RateCounter",
+    "RateLimitPolicy",
+    "ReplyMode",
+    "Role",
+    "TelegramSession",
+    "Transport",
+    "WebhookSubscription",
+    "Workspace",
+]

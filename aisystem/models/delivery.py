@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from aisystem.fields import EncryptedTextField
+from aisystem.models.choices import Transport
+
+
+class OutboxItem(models.Model):
+    """A reply waiting to be delivered by its transport's sender, in order per chat.
+
+    ``idempotency_key`` makes enqueueing the same reply twice a no-op.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    transport = models.CharField(max_length=16, choices=Transport.choices)
+    chat = models.ForeignKey("aisystem.Chat", on_delete=models.CASCADE, related_name="outbox")
+    source_message = models.ForeignKey(
+        "aisystem.Message", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="outbox_items",
+    )
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    text = models.TextField()
+    reply_to_transport_message_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    available_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    sent_transport_message_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "outbox item"
+        indexes = [
+            models.Index(
+                fields=["transport", "available_at", "id"],
+                condition=Q(status="pending"),
+                name="outbox_pending_idx",
+            ),
+            models.Index(fields=["chat", "id"], name="outbox_chat_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"to {self.chat}: {self.text[:40]}"
+
+
+class TelegramSession(models.Model):
+    """A signed-in Telegram account and its bridge's heartbeat. One bridge runs per session."""
+
+    class Mode(models.TextChoices):
+        USER = "user", "User account"
+        BOT = "bot", "Bot"
+
+    class State(models.TextChoices):
+        STOPPED = "stopped", "Stopped"
+        CONNECTING = "connecting", "Connecting"
+        CONNECTED = "connected", "Connected"
+        DISCONNECTED = "disconnected", "Disconnected"
+        REVOKED = "revoked", "Session revoked"
+
+    name = models.CharField(max_length=64, unique=True, default="default")
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    api_id = models.PositiveIntegerField(null=True, blank=True)
+    api_hash = EncryptedTextField(blank=True, help_text="Write-only.")
+    session_string = EncryptedTextField(help_text="Write-only. Written by telegram_login.")
+    is_enabled = models.BooleanField(default=True)
+    account_user_id = models.BigIntegerField(null=True, blank=True)
+    account_username = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.STOPPED)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_update_at = models.DateTimeField(null=True, blank=True)
+    lag_seconds = models.FloatField(null=True, blank=True)
+    in_flight = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        who = f"@{self.account_username}" if self.account_username else self.name
+        return f"{who} ({self.get_mode_display()})"

@@ -1,0 +1,1 @@
+"""Writes and business rules (HackSoft style: ``<entity>_<action>``, keyword-only arguments)."""

@@ -1,0 +1,227 @@
+"""Django settings for aisystem.
+
+This is the one place that reads the environment (see the table in README.md). Two modes:
+
+* embedded default: SQLite in ``var/`` (WAL, IMMEDIATE transactions, busy timeout), the
+  database as cache and job broker, secrets generated into ``var/`` on first run;
+* scaled: ``DATABASE_URL`` points at PostgreSQL and ``REDIS_URL`` at Redis, which then carries
+  the channel layer and the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
+
+from aisystem.envconfig import env_bool, env_int, env_list, local_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("AISYSTEM_DATA_DIR") or BASE_DIR / "var")
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY") or local_secret(
+    DATA_DIR / "secret_key", get_random_secret_key
+)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+
+def _encryption_keys() -> list[str]:
+    """Newest key first; every key is validated so a typo stops start-up, naming the setting."""
+    raw = os.environ.get("FIELD_ENCRYPTION_KEYS", "")
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if not keys:
+        keys = [
+            local_secret(DATA_DIR / "field_encryption_key", lambda: Fernet.generate_key().decode())
+        ]
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS: key {position} of {len(keys)} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes). Generate one with: python -c "
+                '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+            ) from None
+    return keys
+
+
+FIELD_ENCRYPTION_KEYS = _encryption_keys()
+FIELD_ENCRYPTION_KEYS_FROM_ENV = bool(os.environ.get("FIELD_ENCRYPTION_KEYS", "").strip())
+
+INSTALLED_APPS = [
+    "daphne",
+    "aisystem.apps.AisystemAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_q",
+    "social_django",
+    "ninja",
+    "aisystem.apps.AisystemConfig",
+    "pipeline.apps.PipelineConfig",
+    "telegram_bridge.apps.TelegramBridgeConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "aisystem.urls"
+ASGI_APPLICATION = "aisystem.asgi.application"
+WSGI_APPLICATION = "aisystem.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+SQLITE_OPTIONS = {
+    # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the busy timeout
+    # instead of failing with "database is locked" when a read transaction upgrades.
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": (
+        "PRAGMA journal_mode=WAL;"
+        "PRAGMA synchronous=NORMAL;"
+        "PRAGMA busy_timeout=20000;"
+        "PRAGMA temp_store=MEMORY"
+    ),
+}
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+if DATABASE_URL:
+    try:
+        _db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+else:
+    _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "aisystem.sqlite3"}
+
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["CONN_MAX_AGE"] = 0
+    _db.setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+    # A file, not :memory:, so tests that start a second process share the test database.
+    _db["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    Path(DATA_DIR).mkdir(parents=True, exist_ok=True)
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and channel layer --------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    # The database cache is shared by every process on the machine, unlike the local-memory one.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "aisystem_cache",
+        }
+    }
+    # Not yet cross-process: see README, "What is not built yet".
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Background jobs (django-q2, ORM broker) ---------------------------------------------
+Q_CLUSTER = {
+    "name": "aisystem",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 2, minimum=1),
+    "timeout": 300,
+    "retry": 360,
+    "max_attempts": 5,
+    "catch_up": False,
+    "poll": 0.5,
+    "ack_failures": True,
+    "label": "Background jobs",
+}
+
+# --- Auth, admin, OAuth ---------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+SOCIAL_AUTH_STORAGE = "aisystem.social.EncryptedDjangoStorage"
+SOCIAL_AUTH_JSONFIELD_ENABLED = True
+
+# --- Internationalisation, static files ------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# With DEBUG on, serve straight from the apps' static folders, no collectstatic needed.
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Security headers -------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Product settings -----------------------------------------------------------------------
+ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
+ANTHROPIC_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL", "")
+DEFAULT_MODEL = os.environ.get("AISYSTEM_DEFAULT_MODEL", "claude-sonnet-4-5")
+
+# --- Logging (structlog renders; secrets are never passed to a logger) --------------------
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structured": {
+            "()": "aisystem.logconfig.make_formatter",
+            "json": env_bool("LOG_JSON", False),
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

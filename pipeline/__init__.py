@@ -1,0 +1,1 @@
+"""The transport-agnostic 5-step message pipeline."""

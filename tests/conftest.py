@@ -1,0 +1,95 @@
+"""Project-wide test setup.
+
+* Only loopback is reachable: any other connection fails loudly.
+* ``require_service`` skips a test whose server (Postgres, Redis, Chromium) is missing,
+  except when AISYSTEM_REQUIRE_SERVICES or CI is set: then it fails.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+_LOCAL_NAMES = {"localhost", "testserver", "ip6-localhost"}
+
+
+def _is_loopback(host: Any) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode()
+    if not isinstance(host, str):
+        return False
+    if host in _LOCAL_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_address(sock: socket.socket, address: Any) -> None:
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return
+    host = address[0] if isinstance(address, tuple) else address
+    if not _is_loopback(host):
+        raise OSError(f"tests may only reach loopback; blocked a connection to {address!r}")
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    _check_address(self, address)
+    _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    _check_address(self, address)
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if host is not None and not _is_loopback(host):
+        raise socket.gaierror(f"tests may only resolve loopback names; blocked {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo
+
+
+def services_required() -> bool:
+    flag = os.environ.get("AISYSTEM_REQUIRE_SERVICES") or os.environ.get("CI") or ""
+    return flag.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def require_service(name: str, available: bool, why: str) -> None:
+    """Skip when ``available`` is False, or fail when CI says services must be there."""
+    if available:
+        return
+    message = f"{name} is not available: {why}"
+    if services_required():
+        pytest.fail(f"{message} (AISYSTEM_REQUIRE_SERVICES/CI is set, so this is a failure)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings: Any) -> None:
+    """Tests render admin pages without running collectstatic first."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def staff_client(client: Any, admin_user: Any) -> Iterator[Any]:
+    client.force_login(admin_user)
+    yield client
