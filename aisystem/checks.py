@@ -26,9 +26,7 @@ def check_encryption_keys_decrypt(
     errors: list[CheckMessage] = []
     for column in encrypted_columns():
         try:
-            list(
-                column.model._default_manager.order_by("-pk").values_list(column.field)[:3]
-            )
+            list(column.model._default_manager.order_by("-pk").values_list(column.field)[:3])
         except EncryptionKeyError:
             errors.append(
                 Error(

@@ -37,10 +37,10 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
         return crypto.decrypt(value)
 
     def get_prep_value(self, value: Any) -> str | None:
-        value = super().get_prep_value(value)
-        if value is None or value == "":
-            return value
-        return crypto.encrypt(str(value))
+        prepared = super().get_prep_value(value)
+        if prepared is None or prepared == "":
+            return None if prepared is None else ""
+        return crypto.encrypt(str(prepared))
 
     def get_lookup(self, lookup_name: str) -> Any:
         if lookup_name == "isnull":

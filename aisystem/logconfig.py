@@ -23,9 +23,7 @@ def make_formatter(json: bool = False) -> logging.Formatter:
         cache_logger_on_first_use=True,
     )
     renderer = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_SHARED,

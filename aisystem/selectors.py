@@ -58,9 +58,9 @@ def system_overview(*, now: datetime | None = None, failures: int = 8) -> System
     )
     usage = _usage(Message.objects.filter(direction=Direction.OUTBOUND, created_at__gte=since))
     by_status = dict(
-        ApiCredential.objects.values_list("status").annotate(n=Count("pk")).values_list(
-            "status", "n"
-        )
+        ApiCredential.objects.values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
     )
     return SystemOverview(
         messages_today=counts["total"],
@@ -70,8 +70,7 @@ def system_overview(*, now: datetime | None = None, failures: int = 8) -> System
         tokens_today=usage.tokens,
         cost_today=usage.cost_usd,
         credentials_by_status=[
-            (status, label, by_status.get(status, 0))
-            for status, label in CredentialStatus.choices
+            (status, label, by_status.get(status, 0)) for status, label in CredentialStatus.choices
         ],
         recent_call_failures=list(
             ExternalCall.objects.filter(ok=False).order_by("-created_at")[:failures]

@@ -122,7 +122,7 @@ if DATABASE_URL:
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 else:
-    _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "aisystem.sqlite3"}
+    _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "aisystem.sqlite3")}
 
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["CONN_MAX_AGE"] = 0

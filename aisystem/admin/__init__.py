@@ -1,3 +1,3 @@
 """The admin console: one module per sub-domain, registered on the custom site."""
 
-from aisystem.admin import access, conversations, identities, integrations, delivery  # noqa: F401
+from aisystem.admin import access, conversations, delivery, identities, integrations  # noqa: F401

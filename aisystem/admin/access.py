@@ -26,8 +26,14 @@ class AccessRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "Matches when every criterion that is set holds",
             {
                 "fields": (
-                    "match_everyone", "identity", "username", "chat", "chat_type", "role",
-                    "transport", "api_token",
+                    "match_everyone",
+                    "identity",
+                    "username",
+                    "chat",
+                    "chat_type",
+                    "role",
+                    "transport",
+                    "api_token",
                 )
             },
         ),
@@ -65,8 +71,13 @@ class AccessRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(RateLimitPolicy)
 class RateLimitPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "name", "target", "messages_per_window", "window_seconds", "daily_token_budget",
-        "daily_cost_budget", "enabled",
+        "name",
+        "target",
+        "messages_per_window",
+        "window_seconds",
+        "daily_token_budget",
+        "daily_cost_budget",
+        "enabled",
     )
     list_filter = ("enabled", "role")
     search_fields = ("name", "identity__username", "chat__title")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
@@ -8,8 +11,22 @@ from aisystem.models import Conversation, Message, Workspace
 from aisystem.services.conversations import conversations_end
 
 
+class WorkspaceForm(forms.ModelForm):  # type: ignore[type-arg]
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        others = Workspace.objects.filter(is_default=True).exclude(pk=self.instance.pk)
+        if cleaned.get("is_default") and others.exists():
+            self.add_error(
+                "is_default",
+                f"“{others.get()}” is the default workspace. Use the “Make the default "
+                "workspace” action on the list to switch.",
+            )
+        return cleaned
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = WorkspaceForm
     list_display = ("name", "slug", "model", "max_tokens", "is_default", "is_active", "updated_at")
     list_filter = ("is_active", "is_default", "model")
     search_fields = ("name", "slug", "description")
@@ -33,7 +50,9 @@ class ActiveFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
         return [("active", "Active"), ("ended", "Ended")]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Conversation]
+    ) -> QuerySet[Conversation]:
         if self.value() == "active":
             return queryset.filter(ended_at__isnull=True)
         if self.value() == "ended":
@@ -41,8 +60,27 @@ class ActiveFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ConversationForm(forms.ModelForm):  # type: ignore[type-arg]
+    def clean(self) -> dict[str, Any]:
+        # ended_at is read-only here, so Django skips the "one active conversation per chat and
+        # workspace" constraint when validating; without this check the database refuses the
+        # row and staff get a server error.
+        cleaned = super().clean()
+        chat, workspace = cleaned.get("chat"), cleaned.get("workspace")
+        if chat is None or workspace is None or self.instance.ended_at is not None:
+            return cleaned
+        active = Conversation.objects.filter(chat=chat, workspace=workspace, ended_at__isnull=True)
+        if active.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(
+                "This chat already has an active conversation with this workspace. "
+                "End that one first."
+            )
+        return cleaned
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = ConversationForm
     list_display = ("__str__", "chat", "workspace", "messages", "started_at", "ended_at")
     list_filter = (ActiveFilter, "workspace", "chat__transport")
     search_fields = ("title", "chat__title", "chat__external_id")
@@ -70,8 +108,17 @@ class MessageAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Messages are a record: staff read and filter them but do not edit them."""
 
     list_display = (
-        "created_at", "direction", "kind", "status", "status_reason", "chat", "identity",
-        "preview", "tokens", "cost_usd", "latency_ms",
+        "created_at",
+        "direction",
+        "kind",
+        "status",
+        "status_reason",
+        "chat",
+        "identity",
+        "preview",
+        "tokens",
+        "cost_usd",
+        "latency_ms",
     )
     list_filter = ("direction", "status", "kind", "transport", "created_at")
     search_fields = ("text", "transport_message_id", "identity__username", "chat__title")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -12,7 +15,13 @@ from aisystem.models import OutboxItem, TelegramSession
 @admin.register(OutboxItem)
 class OutboxItemAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "created_at", "chat", "status", "attempts", "available_at", "sent_at", "preview",
+        "created_at",
+        "chat",
+        "status",
+        "attempts",
+        "available_at",
+        "sent_at",
+        "preview",
         "last_error",
     )
     list_filter = ("status", "transport")
@@ -20,8 +29,13 @@ class OutboxItemAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_select_related = ("chat",)
     date_hierarchy = "created_at"
     readonly_fields = (
-        "idempotency_key", "source_message", "attempts", "sent_at", "sent_transport_message_id",
-        "last_error", "created_at",
+        "idempotency_key",
+        "source_message",
+        "attempts",
+        "sent_at",
+        "sent_transport_message_id",
+        "last_error",
+        "created_at",
     )
     raw_id_fields = ("chat",)
     actions = ("retry_now",)
@@ -30,23 +44,43 @@ class OutboxItemAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def preview(self, item: OutboxItem) -> str:
         return item.text[:60] + ("…" if len(item.text) > 60 else "")
 
+    def save_model(self, request: HttpRequest, obj: OutboxItem, form: Any, change: bool) -> None:
+        # The key is read-only here; an item typed in by staff still needs a unique one.
+        if not obj.idempotency_key:
+            obj.idempotency_key = f"admin:{uuid.uuid4().hex}"
+        super().save_model(request, obj, form, change)
+
     @admin.action(description="Retry now")
     def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxItem]) -> None:
-        count = queryset.exclude(status=OutboxItem.Status.SENT).update(
-            status=OutboxItem.Status.PENDING, available_at=timezone.now()
-        )
+        # Only failed or waiting items: one being sent right now could go out twice.
+        count = queryset.filter(
+            status__in=[OutboxItem.Status.FAILED, OutboxItem.Status.PENDING]
+        ).update(status=OutboxItem.Status.PENDING, available_at=timezone.now(), attempts=0)
         self.message_user(request, f"{count} deliveries queued again.")
 
 
 @admin.register(TelegramSession)
 class TelegramSessionAdmin(SecretFieldsAdmin):
     list_display = (
-        "__str__", "mode", "is_enabled", "state", "heartbeat_at", "last_update_at",
-        "lag_seconds", "in_flight",
+        "__str__",
+        "mode",
+        "is_enabled",
+        "state",
+        "heartbeat_at",
+        "last_update_at",
+        "lag_seconds",
+        "in_flight",
     )
     list_filter = ("mode", "state", "is_enabled")
     search_fields = ("name", "account_username")
     readonly_fields = (
-        "account_user_id", "account_username", "state", "heartbeat_at", "last_update_at",
-        "lag_seconds", "in_flight", "created_at", "updated_at",
+        "account_user_id",
+        "account_username",
+        "state",
+        "heartbeat_at",
+        "last_update_at",
+        "lag_seconds",
+        "in_flight",
+        "created_at",
+        "updated_at",
     )

@@ -4,20 +4,25 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from aisystem.models import Chat, Identity, ReplyMode
+from aisystem.models import Chat, Conversation, Identity, ReplyMode
 from aisystem.services.conversations import conversations_end
 from aisystem.services.identities import (
     identities_rate_limit_reset,
     identity_allow,
     identity_block,
 )
-from aisystem.models import Conversation
 
 
 @admin.register(Identity)
 class IdentityAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "__str__", "transport", "username", "display_name", "role", "is_blocked", "user",
+        "__str__",
+        "transport",
+        "username",
+        "display_name",
+        "role",
+        "is_blocked",
+        "user",
         "last_seen_at",
     )
     list_filter = ("transport", "role", "is_blocked")
@@ -51,8 +56,14 @@ class IdentityAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(Chat)
 class ChatAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "__str__", "transport", "chat_type", "workspace", "selected_workspace", "reply_mode",
-        "status_reactions", "last_message_at",
+        "__str__",
+        "transport",
+        "chat_type",
+        "workspace",
+        "selected_workspace",
+        "reply_mode",
+        "status_reactions",
+        "last_message_at",
     )
     list_filter = ("transport", "chat_type", "reply_mode", "workspace")
     search_fields = ("title", "external_id")

@@ -1,40 +1,56 @@
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.exceptions import NotRegistered
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from social_django.models import Association, Nonce, UserSocialAuth
 
 from aisystem.admin.secrets import SecretFieldsAdmin
-from aisystem.models import ApiCredential, ApiToken, ExternalCall, IntegrationAccount
-from aisystem.models import WebhookSubscription
+from aisystem.models import (
+    ApiCredential,
+    ApiToken,
+    ExternalCall,
+    IntegrationAccount,
+    WebhookSubscription,
+)
 from aisystem.services.credentials import credentials_disable, credentials_enable
 from aisystem.services.tokens import api_token_create, api_tokens_revoke
 
 # social-auth's own storage is replaced by IntegrationAccount (encrypted token payload).
 for _model in (UserSocialAuth, Nonce, Association):
-    try:
+    with contextlib.suppress(NotRegistered):
         admin.site.unregister(_model)
-    except NotRegistered:
-        pass
 
 
 @admin.register(ApiCredential)
 class ApiCredentialAdmin(SecretFieldsAdmin):
     list_display = (
-        "label", "provider", "priority", "status", "cooldown_until", "last_used_at",
-        "failure_count", "last_error",
+        "label",
+        "provider",
+        "priority",
+        "status",
+        "cooldown_until",
+        "last_used_at",
+        "failure_count",
+        "last_error",
     )
     list_filter = ("provider", "status")
     search_fields = ("label", "last_error")
     readonly_fields = ("last_used_at", "failure_count", "last_error", "created_at", "updated_at")
     fields = (
-        "provider", "label", "secret", "priority", "status", "cooldown_until",
+        "provider",
+        "label",
+        "secret",
+        "priority",
+        "status",
+        "cooldown_until",
         *readonly_fields,
     )
     actions = ("disable", "enable")
@@ -51,8 +67,17 @@ class ApiCredentialAdmin(SecretFieldsAdmin):
 @admin.register(ExternalCall)
 class ExternalCallAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "created_at", "service", "operation", "ok", "status_code", "latency_ms",
-        "input_tokens", "output_tokens", "credential_label", "request_id", "error",
+        "created_at",
+        "service",
+        "operation",
+        "ok",
+        "status_code",
+        "latency_ms",
+        "input_tokens",
+        "output_tokens",
+        "credential_label",
+        "request_id",
+        "error",
     )
     list_filter = ("ok", "service", "operation", "created_at")
     search_fields = ("request_id", "error", "credential_label")
@@ -72,6 +97,8 @@ class WebhookSubscriptionAdmin(SecretFieldsAdmin):
     list_filter = ("is_active",)
     search_fields = ("name", "url")
     readonly_fields = ("failure_count", "last_delivery_at", "last_status", "created_at")
+    # Webhook endpoints are https; also silences Django 6.0's scheme-default deprecation.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ("activate", "deactivate")
 
     @admin.action(description="Activate")
@@ -94,14 +121,27 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Tokens are created here or with ``createapitoken``; the value is shown once."""
 
     list_display = (
-        "name", "prefix", "usable", "created_by", "created_at", "last_used_at", "expires_at",
+        "name",
+        "prefix",
+        "usable",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "expires_at",
         "revoked_at",
     )
     list_filter = ("revoked_at", "created_at")
     search_fields = ("name", "prefix")
     list_select_related = ("created_by",)
-    fields = ("name", "prefix", "created_by", "created_at", "last_used_at", "expires_at",
-              "revoked_at")
+    fields = (
+        "name",
+        "prefix",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
     readonly_fields = ("prefix", "created_by", "created_at", "last_used_at", "revoked_at")
     actions = ("revoke",)
 
@@ -131,7 +171,9 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         obj.pk = token.pk
         request._new_api_token = plaintext  # type: ignore[attr-defined]
 
-    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: Any = None) -> HttpResponse:
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: Any = None
+    ) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
             "title": "API token created",
@@ -155,6 +197,7 @@ class IntegrationAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("user", "provider", "uid", "created", "modified")
     list_filter = ("provider",)
     search_fields = ("user__username", "uid")
+    list_select_related = ("user",)
     fields = ("user", "provider", "uid", "created", "modified")
     readonly_fields = ("user", "provider", "uid", "created", "modified")
 

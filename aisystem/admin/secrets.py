@@ -20,7 +20,8 @@ class SecretFieldsForm(forms.ModelForm):  # type: ignore[type-arg]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._secret_fields = [
-            f.name for f in self._meta.model._meta.concrete_fields
+            f.name
+            for f in self._meta.model._meta.concrete_fields
             if isinstance(f, EncryptedTextField) and f.name in self.fields
         ]
         for name in self._secret_fields:

@@ -13,6 +13,7 @@ from aisystem.models.choices import (
     Transport,
 )
 from aisystem.models.conversations import Conversation, Message, Workspace
+from aisystem.models.delivery import OutboxItem, TelegramSession
 from aisystem.models.identities import Chat, Identity
 from aisystem.models.integrations import (
     ApiCredential,
@@ -21,7 +22,6 @@ from aisystem.models.integrations import (
     IntegrationAccount,
     WebhookSubscription,
 )
-from aisystem.models.delivery import OutboxItem, TelegramSession
 
 __all__ = [
     "AccessAction",

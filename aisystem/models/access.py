@@ -41,21 +41,30 @@ class AccessRule(models.Model):
         default=False, help_text="Match every message; only meaningful with no other criterion."
     )
     identity = models.ForeignKey(
-        "aisystem.Identity", null=True, blank=True, on_delete=models.CASCADE,
+        "aisystem.Identity",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="access_rules",
     )
     username = models.CharField(
         max_length=150, blank=True, help_text="Without the @; case-insensitive."
     )
     chat = models.ForeignKey(
-        "aisystem.Chat", null=True, blank=True, on_delete=models.CASCADE,
+        "aisystem.Chat",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="access_rules",
     )
     chat_type = models.CharField(max_length=16, choices=ChatType.choices, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices, blank=True)
     transport = models.CharField(max_length=16, choices=Transport.choices, blank=True)
     api_token = models.ForeignKey(
-        "aisystem.ApiToken", null=True, blank=True, on_delete=models.CASCADE,
+        "aisystem.ApiToken",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="access_rules",
         help_text="Matches every end user and chat of requests made with this token.",
     )
@@ -126,11 +135,17 @@ class RateLimitPolicy(models.Model):
     name = models.CharField(max_length=100)
     role = models.CharField(max_length=16, choices=Role.choices, blank=True)
     identity = models.ForeignKey(
-        "aisystem.Identity", null=True, blank=True, on_delete=models.CASCADE,
+        "aisystem.Identity",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="rate_limit_policies",
     )
     chat = models.ForeignKey(
-        "aisystem.Chat", null=True, blank=True, on_delete=models.CASCADE,
+        "aisystem.Chat",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="rate_limit_policies",
     )
     messages_per_window = models.PositiveIntegerField(null=True, blank=True)
@@ -168,9 +183,7 @@ class RateLimitPolicy(models.Model):
             models.UniqueConstraint(
                 fields=["role"], condition=~Q(role=""), name="rate_limit_policy_one_per_role"
             ),
-            models.UniqueConstraint(
-                fields=["identity"], name="rate_limit_policy_one_per_identity"
-            ),
+            models.UniqueConstraint(fields=["identity"], name="rate_limit_policy_one_per_identity"),
             models.UniqueConstraint(fields=["chat"], name="rate_limit_policy_one_per_chat"),
         ]
 
@@ -187,7 +200,9 @@ class RateLimitPolicy(models.Model):
     def clean(self) -> None:
         targets = [bool(self.role), bool(self.identity_id), bool(self.chat_id)]
         if sum(targets) != 1:
-            raise ValidationError("Attach the policy to exactly one of: a role, an identity, a chat.")
+            raise ValidationError(
+                "Attach the policy to exactly one of: a role, an identity, a chat."
+            )
         if self.messages_per_window is None and not (
             self.daily_token_budget is not None or self.daily_cost_budget is not None
         ):

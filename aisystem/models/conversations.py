@@ -52,10 +52,15 @@ class Workspace(models.Model):
 class Conversation(models.Model):
     """The history a chat shares with one workspace until it is ended (/new, staff, expiry)."""
 
-    chat = models.ForeignKey("aisystem.Chat", on_delete=models.CASCADE, related_name="conversations")
+    chat = models.ForeignKey(
+        "aisystem.Chat", on_delete=models.CASCADE, related_name="conversations"
+    )
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="conversations")
     started_by = models.ForeignKey(
-        "aisystem.Identity", null=True, blank=True, on_delete=models.SET_NULL,
+        "aisystem.Identity",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="started_conversations",
     )
     title = models.CharField(max_length=255, blank=True)
@@ -82,7 +87,10 @@ class Conversation(models.Model):
 
 
 class Message(models.Model):
-    """One message in or out. (transport, chat, transport_message_id, direction) is the dedup key."""
+    """One message in or out.
+
+    (transport, chat, transport_message_id, direction) is the dedup key.
+    """
 
     transport = models.CharField(max_length=16, choices=Transport.choices)
     chat = models.ForeignKey("aisystem.Chat", on_delete=models.CASCADE, related_name="messages")
@@ -92,7 +100,10 @@ class Message(models.Model):
         Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
     identity = models.ForeignKey(
-        "aisystem.Identity", null=True, blank=True, on_delete=models.SET_NULL,
+        "aisystem.Identity",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="messages",
     )
     reply_to = models.ForeignKey(

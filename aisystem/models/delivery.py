@@ -23,7 +23,10 @@ class OutboxItem(models.Model):
     transport = models.CharField(max_length=16, choices=Transport.choices)
     chat = models.ForeignKey("aisystem.Chat", on_delete=models.CASCADE, related_name="outbox")
     source_message = models.ForeignKey(
-        "aisystem.Message", null=True, blank=True, on_delete=models.SET_NULL,
+        "aisystem.Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="outbox_items",
     )
     idempotency_key = models.CharField(max_length=128, unique=True)

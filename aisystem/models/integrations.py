@@ -97,7 +97,10 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=16, help_text="The first characters, to recognise it.")
     token_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="api_tokens",
     )
     created_at = models.DateTimeField(default=timezone.now)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from aisystem.models import AccessAction, AccessRule, Identity, RateLimitPolicy
-from aisystem.services.access import access_rule_create
+from aisystem.services.access import access_rule_create, access_rules_move
 from aisystem.services.rate_limits import rate_limit_reset
 
 
@@ -21,9 +21,15 @@ def identity_allow(*, identity: Identity) -> Identity:
     identity.is_blocked = False
     identity.blocked_reason = ""
     identity.save(update_fields=["is_blocked", "blocked_reason"])
-    if not AccessRule.objects.filter(
-        identity=identity, action=AccessAction.ALLOW, enabled=True
-    ).exists():
+    existing = (
+        AccessRule.objects.filter(identity=identity, action=AccessAction.ALLOW, enabled=True)
+        .order_by("position", "id")
+        .first()
+    )
+    if existing is not None:
+        # It may sit below a deny rule that matches the identity: first match wins.
+        access_rules_move(rules=[existing], to="top")
+    else:
         access_rule_create(
             action=AccessAction.ALLOW,
             at="top",

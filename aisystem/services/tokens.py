@@ -17,7 +17,7 @@ from django.utils import timezone
 from aisystem.models import AccessAction, ApiToken
 from aisystem.services.access import access_rule_create
 
-TOKEN_PREFIX = "ais_"
+TOKEN_PREFIX = "ais_"  # noqa: S105  (a marker, not a secret)
 
 
 def _hash(plaintext: str) -> str:
@@ -63,6 +63,6 @@ def api_token_authenticate(plaintext: str) -> ApiToken | None:
 
 
 def api_tokens_revoke(*, tokens: list[ApiToken]) -> int:
-    return ApiToken.objects.filter(
-        pk__in=[t.pk for t in tokens], revoked_at__isnull=True
-    ).update(revoked_at=timezone.now())
+    return ApiToken.objects.filter(pk__in=[t.pk for t in tokens], revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )

@@ -1,0 +1,62 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Everything else here is what they are made of.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PORT   ?= 8000
+export PORT
+
+.DEFAULT_GOAL := help
+.PHONY: help run test setup setup-dev migrate lint typecheck pytest clean
+
+help:
+	@echo "make run   - set up (virtualenv, install, migrate, superuser) and start web + worker"
+	@echo "make test  - set up and run lint, types and tests"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstall only when pyproject.toml changes.
+$(VENV)/.installed-runtime: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed-runtime
+
+setup: $(VENV)/.installed-runtime migrate
+setup-dev: $(VENV)/.installed-dev
+
+migrate: $(VENV)/.installed-runtime
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
+run: setup
+	@$(PY) manage.py ensure_superuser
+	@echo ""
+	@echo "  aisystem is starting:"
+	@echo "    admin     http://127.0.0.1:$(PORT)/admin/"
+	@echo "  Stop everything with Ctrl-C."
+	@echo ""
+	@PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho -f Procfile start --no-colour --port $(PORT)
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup-dev
+	$(BIN)/mypy pipeline telegram_bridge
+
+pytest: setup-dev
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest
+
+test: setup-dev setup lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aisystem.models import AccessAction, AccessRule, ApiToken
+from aisystem.services.tokens import api_token_authenticate
+from tests.helpers import manage, subprocess_database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_createapitoken_prints_a_working_token_on_its_last_line() -> None:
+    result = manage(
+        "createapitoken", "--name", "ci-bot", env={"DATABASE_URL": subprocess_database_url()}
+    )
+    assert result.returncode == 0, result.stderr
+    plaintext = result.stdout.strip().splitlines()[-1]
+    token = api_token_authenticate(plaintext)
+    assert token is not None and token.name == "ci-bot"
+    assert AccessRule.objects.get(api_token=token).action == AccessAction.ALLOW
+
+
+def test_createapitoken_refuses_a_duplicate_name_clearly() -> None:
+    env = {"DATABASE_URL": subprocess_database_url()}
+    assert manage("createapitoken", "--name", "dup", env=env).returncode == 0
+    again = manage("createapitoken", "--name", "dup", env=env)
+    assert again.returncode != 0
+    assert "exists already" in again.stderr
+    assert ApiToken.objects.count() == 1
+
+
+def test_ensure_superuser_prints_a_generated_password_only_once(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": subprocess_database_url(),
+        "DJANGO_SUPERUSER_USERNAME": "",
+        "DJANGO_SUPERUSER_PASSWORD": "",
+    }
+    first = manage("ensure_superuser", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Created superuser 'admin' with password" in first.stdout
+    second = manage("ensure_superuser", env=env)
+    assert "with password" not in second.stdout
+    assert "admin (exists)" in second.stdout
+
+
+def test_ensure_superuser_uses_the_django_superuser_variables() -> None:
+    env = {
+        "DATABASE_URL": subprocess_database_url(),
+        "DJANGO_SUPERUSER_USERNAME": "ops",
+        "DJANGO_SUPERUSER_EMAIL": "ops@example.test",
+        "DJANGO_SUPERUSER_PASSWORD": "a-long-Passw0rd",
+    }
+    result = manage("ensure_superuser", env=env)
+    assert "Created superuser 'ops' from DJANGO_SUPERUSER_*" in result.stdout
+    assert "a-long-Passw0rd" not in result.stdout
