@@ -10,7 +10,7 @@ class AisystemConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from aisystem import checks  # noqa: F401  (registers the system checks)
+        from aisystem import checks, schedules  # noqa: F401  (registers checks and signals)
 
 
 class AisystemAdminConfig(AdminConfig):

@@ -81,8 +81,10 @@ def require_service(name: str, available: bool, why: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _plain_static_storage(settings: Any) -> None:
-    """Tests render admin pages without running collectstatic first."""
+def _fast_test_settings(settings: Any) -> None:
+    """Render admin pages without collectstatic; hash test passwords cheaply (PBKDF2 with a
+    million rounds per created user would dominate the suite's run time)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -72,7 +72,7 @@ def test_rules_move_up_and_down_one_place() -> None:
 
 
 def test_a_rule_created_at_the_top_pushes_the_others_down() -> None:
-    AccessRuleFactory(description="old")
+    AccessRuleFactory(description="old", position=0)
     access_rule_create(action=AccessAction.DENY, at="top", role=Role.GUEST, description="new")
     assert positions() == [("new", 0), ("old", 1)]
 

@@ -1,0 +1,26 @@
+"""The recurring jobs the system needs, created (idempotently) after every migrate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+
+SCHEDULES = {
+    "aisystem: purge expired rate counters": {
+        "func": "aisystem.tasks.purge_rate_counters",
+        "schedule_type": "I",  # django_q.models.Schedule.MINUTES
+        "minutes": 10,
+    },
+}
+
+
+@receiver(post_migrate)
+def ensure_schedules(sender: Any, **kwargs: Any) -> None:
+    if getattr(sender, "name", "") != "aisystem":
+        return
+    from django_q.models import Schedule
+
+    for name, fields in SCHEDULES.items():
+        Schedule.objects.update_or_create(name=name, defaults=fields)

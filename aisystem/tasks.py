@@ -1,0 +1,9 @@
+"""Background jobs (django-q2). Jobs take ids or nothing, and call one service."""
+
+from __future__ import annotations
+
+from aisystem.services.rate_limits import rate_counters_purge
+
+
+def purge_rate_counters() -> int:
+    return rate_counters_purge()
