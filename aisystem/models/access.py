@@ -70,6 +70,9 @@ class AccessRule(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
+    # The criteria a rule can set; keep _RULE_HAS_MATCH and RuleSpec in step with it.
+    MATCH_FIELDS = ("identity", "username", "chat", "chat_type", "role", "transport", "api_token")
+
     class Meta:
         ordering = ["position", "id"]
         constraints = [
@@ -102,19 +105,12 @@ class AccessRule(models.Model):
             return "everyone"
         return ", ".join(parts) or "nothing"
 
+    def has_criterion(self) -> bool:
+        return any(getattr(self, self._meta.get_field(name).attname) for name in self.MATCH_FIELDS)
+
     def clean(self) -> None:
         self.username = self.username.strip().lstrip("@")
-        has_criterion = any(
-            [
-                self.identity_id,
-                self.username,
-                self.chat_id,
-                self.chat_type,
-                self.role,
-                self.transport,
-                self.api_token_id,
-            ]
-        )
+        has_criterion = self.has_criterion()
         if not has_criterion and not self.match_everyone:
             raise ValidationError(
                 "A rule must match something: set at least one of identity, username, chat, "

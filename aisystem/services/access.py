@@ -32,7 +32,7 @@ class AccessSubject:
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """An enabled AccessRule, detached from the ORM."""
+    """An enabled AccessRule, detached from the ORM (its fields are the model's attnames)."""
 
     id: int
     action: str
@@ -45,6 +45,13 @@ class RuleSpec:
     role: str = ""
     transport: str = ""
     api_token_id: int | None = None
+
+    @property
+    def has_criterion(self) -> bool:
+        return any(
+            getattr(self, AccessRule._meta.get_field(name).attname) not in (None, "")
+            for name in AccessRule.MATCH_FIELDS
+        )
 
     @classmethod
     def from_rule(cls, rule: AccessRule) -> RuleSpec:
@@ -89,17 +96,8 @@ def access_rule_matches(rule: RuleSpec, subject: AccessSubject) -> bool:
         return False
     if rule.api_token_id is not None and rule.api_token_id != subject.api_token_id:
         return False
-    has_criterion = (
-        rule.identity_id is not None
-        or bool(rule.username)
-        or rule.chat_id is not None
-        or bool(rule.chat_type)
-        or bool(rule.role)
-        or bool(rule.transport)
-        or rule.api_token_id is not None
-    )
     # A rule with no criterion matches only when it says "everyone" explicitly.
-    return has_criterion or rule.match_everyone
+    return rule.has_criterion or rule.match_everyone
 
 
 def access_evaluate(rules: Sequence[RuleSpec], subject: AccessSubject) -> AccessVerdict:
