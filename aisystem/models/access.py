@@ -105,8 +105,13 @@ class AccessRule(models.Model):
             return "everyone"
         return ", ".join(parts) or "nothing"
 
+    @classmethod
+    def match_attnames(cls) -> list[str]:
+        """The attribute names of MATCH_FIELDS (``identity_id`` for ``identity``)."""
+        return [f.attname for f in cls._meta.concrete_fields if f.name in cls.MATCH_FIELDS]
+
     def has_criterion(self) -> bool:
-        return any(getattr(self, self._meta.get_field(name).attname) for name in self.MATCH_FIELDS)
+        return any(getattr(self, attname) for attname in self.match_attnames())
 
     def clean(self) -> None:
         self.username = self.username.strip().lstrip("@")

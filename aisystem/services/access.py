@@ -49,8 +49,7 @@ class RuleSpec:
     @property
     def has_criterion(self) -> bool:
         return any(
-            getattr(self, AccessRule._meta.get_field(name).attname) not in (None, "")
-            for name in AccessRule.MATCH_FIELDS
+            getattr(self, attname) not in (None, "") for attname in AccessRule.match_attnames()
         )
 
     @classmethod
