@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
@@ -98,8 +98,8 @@ def test_the_embedded_default_generates_its_secrets_on_first_run(tmp_path: Path)
 
 
 @pytest.mark.skipif(
-    os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="SQLite pragmas only apply to the embedded default",
+    not django_settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
+    reason="SQLite pragmas only apply to the embedded default; the Postgres run has none",
 )
 @pytest.mark.django_db
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout_and_immediate_transactions() -> None:
