@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -70,3 +71,24 @@ def local_secret(path: Path, generate: Callable[[], str]) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     return value
+
+
+def parse_model_prices(
+    raw: str, defaults: dict[str, tuple[str, str]]
+) -> dict[str, tuple[Decimal, Decimal]]:
+    """``"model=in/out,model=in/out"`` (USD per million tokens) merged over ``defaults``."""
+    prices = {model: (Decimal(i), Decimal(o)) for model, (i, o) in defaults.items()}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        model, _, pair = item.partition("=")
+        price_in, _, price_out = pair.partition("/")
+        try:
+            prices[model.strip()] = (Decimal(price_in), Decimal(price_out))
+        except InvalidOperation:
+            raise ImproperlyConfigured(
+                f"AISYSTEM_MODEL_PRICES: {item!r} is not model=input/output (USD per million)."
+            ) from None
+        if not model.strip() or min(prices[model.strip()]) < 0:
+            raise ImproperlyConfigured(f"AISYSTEM_MODEL_PRICES: {item!r} is not valid.")
+    return prices

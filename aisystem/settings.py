@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
-from aisystem.envconfig import env_bool, env_int, env_list, local_secret
+from aisystem.envconfig import env_bool, env_int, env_list, local_secret, parse_model_prices
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("AISYSTEM_DATA_DIR") or BASE_DIR / "var")
@@ -208,7 +208,51 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # --- Product settings -----------------------------------------------------------------------
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
 ANTHROPIC_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL", "")
-DEFAULT_MODEL = os.environ.get("AISYSTEM_DEFAULT_MODEL", "claude-sonnet-4-5")
+DEFAULT_MODEL = os.environ.get("AISYSTEM_DEFAULT_MODEL", "claude-sonnet-4-6")
+
+# The pipeline. Every figure can be changed without code; the README's table lists them.
+PIPELINE = {
+    # Messages older than this are dropped by the security gate, except during catch-up.
+    "STALE_AFTER_SECONDS": env_int("AISYSTEM_STALE_AFTER_SECONDS", 300, minimum=1),
+    # A denied sender gets at most one short answer per this many seconds.
+    "DENIAL_NOTICE_WINDOW_SECONDS": env_int("AISYSTEM_DENIAL_NOTICE_WINDOW", 600, minimum=1),
+    # Upper bound of one message's text; longer input is refused with a clear answer.
+    "MAX_INPUT_CHARS": env_int("AISYSTEM_MAX_INPUT_CHARS", 32000, minimum=1),
+    # Attachments Claude may see: images and PDFs as blocks, text files inlined.
+    "MAX_IMAGE_BYTES": env_int("AISYSTEM_MAX_IMAGE_BYTES", 5 * 1024 * 1024, minimum=1),
+    "MAX_PDF_BYTES": env_int("AISYSTEM_MAX_PDF_BYTES", 20 * 1024 * 1024, minimum=1),
+    "MAX_TEXT_FILE_BYTES": env_int("AISYSTEM_MAX_TEXT_FILE_BYTES", 200 * 1024, minimum=1),
+    # How many tool-use round trips one message may take.
+    "MAX_TOOL_ROUNDS": env_int("AISYSTEM_MAX_TOOL_ROUNDS", 5, minimum=1),
+}
+
+# The Claude client: one layer of retries (the SDK's own are switched off) and a breaker
+# whose state is shared by every process through the database.
+CLAUDE = {
+    "TIMEOUT_SECONDS": env_int("CLAUDE_TIMEOUT_SECONDS", 120, minimum=1),
+    "MAX_ATTEMPTS": env_int("CLAUDE_MAX_ATTEMPTS", 4, minimum=1),
+    "BACKOFF_BASE_SECONDS": float(os.environ.get("CLAUDE_BACKOFF_BASE_SECONDS", "0.5")),
+    "BACKOFF_MAX_SECONDS": float(os.environ.get("CLAUDE_BACKOFF_MAX_SECONDS", "20")),
+    # A 429 whose retry-after exceeds this cools the key down instead of waiting in-line.
+    "MAX_INLINE_WAIT_SECONDS": float(os.environ.get("CLAUDE_MAX_INLINE_WAIT_SECONDS", "10")),
+    "BREAKER_FAILURE_THRESHOLD": env_int("CLAUDE_BREAKER_FAILURES", 5, minimum=1),
+    "BREAKER_OPEN_SECONDS": env_int("CLAUDE_BREAKER_OPEN_SECONDS", 30, minimum=1),
+}
+
+# US dollars per million tokens (input, output), for budgets and the usage figures.
+# Overrides: AISYSTEM_MODEL_PRICES="model=in/out,model=in/out". Unknown models use "default".
+MODEL_PRICES = parse_model_prices(
+    os.environ.get("AISYSTEM_MODEL_PRICES", ""),
+    {
+        "claude-opus-4-5": ("5", "25"),
+        "claude-opus-4-1": ("15", "75"),
+        "claude-sonnet-4-6": ("3", "15"),
+        "claude-sonnet-4-5": ("3", "15"),
+        "claude-sonnet-4": ("3", "15"),
+        "claude-haiku-4-5": ("1", "5"),
+        "default": ("3", "15"),
+    },
+)
 
 # --- Logging (structlog renders; secrets are never passed to a logger) --------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from pipeline.fakeclaude import FakeClaude
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 _real_getaddrinfo = socket.getaddrinfo
@@ -91,7 +93,36 @@ def _fast_test_settings(settings: Any) -> None:
     }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Empty the shared cache after each database test: it holds state that outlives a
+    test's database rollback (the fallback key's cooldown, for one)."""
+    yield
+    if request.node.get_closest_marker("django_db") is None and "db" not in request.fixturenames:
+        return
+    from django.core.cache import cache
+
+    django_db_blocker = request.getfixturevalue("django_db_blocker")
+    with django_db_blocker.unblock():
+        cache.clear()
+
+
 @pytest.fixture
 def staff_client(client: Any, admin_user: Any) -> Iterator[Any]:
     client.force_login(admin_user)
     yield client
+
+
+PRIMARY_KEY = "sk-ant-test-primary"
+SECONDARY_KEY = "sk-ant-test-secondary"
+
+
+@pytest.fixture
+def fake_claude() -> Iterator[FakeClaude]:
+    """A running fake on an ephemeral loopback port that knows PRIMARY_KEY and SECONDARY_KEY.
+
+    ``.base_url`` for the SDK, ``.set_scenario(...)``/``.define_scenario(...)`` to steer it,
+    ``.requests``/``.last_request`` to see what it received.
+    """
+    with FakeClaude(api_keys=[PRIMARY_KEY, SECONDARY_KEY]) as fake:
+        yield fake

@@ -14,6 +14,7 @@ from aisystem.models.choices import (
 )
 from aisystem.models.conversations import Conversation, Message, Workspace
 from aisystem.models.delivery import OutboxItem, TelegramSession
+from aisystem.models.events import CircuitBreaker, Event
 from aisystem.models.identities import Chat, Identity
 from aisystem.models.integrations import (
     ApiCredential,
@@ -30,9 +31,11 @@ __all__ = [
     "ApiToken",
     "Chat",
     "ChatType",
+    "CircuitBreaker",
     "Conversation",
     "CredentialStatus",
     "Direction",
+    "Event",
     "ExternalCall",
     "Identity",
     "IntegrationAccount",

@@ -8,20 +8,9 @@ import anthropic  # noqa: TID251 - tests drive the real SDK against the fake
 import pytest
 
 from pipeline.fakeclaude import FakeClaude
+from tests.conftest import PRIMARY_KEY, SECONDARY_KEY
 
-PRIMARY_KEY = "sk-ant-test-primary"
-SECONDARY_KEY = "sk-ant-test-secondary"
-
-
-@pytest.fixture
-def fake_claude() -> Iterator[FakeClaude]:
-    """A running fake on an ephemeral loopback port that knows PRIMARY_KEY and SECONDARY_KEY.
-
-    ``.base_url`` for the SDK, ``.set_scenario(...)``/``.define_scenario(...)`` to steer it,
-    ``.requests``/``.last_request`` to see what it received.
-    """
-    with FakeClaude(api_keys=[PRIMARY_KEY, SECONDARY_KEY]) as fake:
-        yield fake
+__all__ = ["PRIMARY_KEY", "SECONDARY_KEY"]
 
 
 @pytest.fixture

@@ -1,0 +1,168 @@
+"""``POST /api/v1/messages``: a message from an API client's end user, through the pipeline.
+
+``chat_id`` and ``user_id`` live in the token's namespace: the identity and the chat are
+stored as ``<token id>:<id>``, so two tokens never share a conversation, the token's access
+rule covers all of them, and rate limits apply per end user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
+from ninja import Router, Status
+
+from aisystem.api.auth import TokenAuth
+from aisystem.api.schemas import ErrorOut, MessageIn, MessageOut, StoredMessageOut
+from aisystem.api.transport import ApiTransport, StreamEvent
+from aisystem.models import ApiToken, ChatType, Direction, Message, Transport
+from pipeline.processor import shared_processor
+from pipeline.types import InboundMessage, ProcessingResult
+
+logger = logging.getLogger(__name__)
+router = Router(tags=["messages"], auth=TokenAuth())
+
+# Streams whose client went away keep running to the end (the answer is stored and can be
+# fetched by id); this keeps a reference so the task is not garbage-collected meanwhile.
+_ORPHANS: set[asyncio.Task[ProcessingResult]] = set()
+
+
+def _namespaced(token: ApiToken, value: str) -> str:
+    return f"{token.pk}:{value}"
+
+
+def _inbound(token: ApiToken, payload: MessageIn) -> InboundMessage:
+    return InboundMessage(
+        transport=Transport.API,
+        chat_id=_namespaced(token, payload.chat_id),
+        chat_type=ChatType.API,
+        message_id=uuid.uuid4().hex,
+        sender_id=_namespaced(token, payload.user_id),
+        sender_name=payload.user_id,
+        chat_title=payload.chat_id,
+        sent_at=timezone.now(),
+        text=payload.text,
+        api_token_id=token.pk,
+    )
+
+
+def _out(result: ProcessingResult) -> dict[str, Any]:
+    status = "rejected" if result.status == "ignored" else result.status
+    return {
+        "status": status,
+        "reply": result.reply,
+        "message_id": result.message_id,
+        "timings_ms": dict(result.timings_ms),
+        "reason": result.reason,
+    }
+
+
+@router.post(
+    "/messages",
+    response={200: MessageOut, 401: ErrorOut, 413: ErrorOut},
+    summary="Send a message and get the assistant's reply",
+    description=(
+        "Runs the message through the pipeline on the `api` transport. With "
+        "`Accept: text/event-stream` the reply streams as Server-Sent Events: `delta` "
+        "(text to append), `reset` (the answer restarted; `text` is all of it so far), then "
+        "`done` with the same body as the JSON response."
+    ),
+)
+async def message_create(request: HttpRequest, payload: MessageIn) -> Any:
+    limit = settings.PIPELINE["MAX_INPUT_CHARS"]
+    if len(payload.text) > limit:
+        detail = f"text is too long: {len(payload.text):,} characters; the limit is {limit:,}."
+        return Status(413, {"detail": detail})
+    inbound = _inbound(request.auth, payload)  # type: ignore[attr-defined]
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        return _event_stream(inbound)
+    result = await shared_processor().process_message(inbound, ApiTransport())
+    return Status(200, _out(result))
+
+
+def _event_stream(inbound: InboundMessage) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_events(inbound), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _events(inbound: InboundMessage) -> AsyncIterator[str]:
+    queue: asyncio.Queue[StreamEvent] = asyncio.Queue()
+    task = asyncio.create_task(shared_processor().process_message(inbound, ApiTransport(queue)))
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                break
+            item = getter.result()
+            yield _sse(item.event, {"text": item.text})
+        while not queue.empty():
+            item = queue.get_nowait()
+            yield _sse(item.event, {"text": item.text})
+        try:
+            result = task.result()
+        except Exception:
+            logger.exception("processing a streamed API message failed")
+            yield _sse("error", {"detail": "The message could not be processed."})
+            return
+        yield _sse("done", _out(result))
+    finally:
+        if not task.done():
+            _ORPHANS.add(task)
+            task.add_done_callback(_ORPHANS.discard)
+
+
+@router.get(
+    "/messages/{message_id}",
+    response={200: StoredMessageOut, 401: ErrorOut, 404: ErrorOut},
+    summary="A message sent with this token: its status and reply",
+)
+async def message_detail(request: HttpRequest, message_id: int) -> Any:
+    found = await sync_to_async(_stored_message)(request.auth, message_id)  # type: ignore[attr-defined]
+    if found is None:
+        return Status(404, {"detail": "No such message for this token."})
+    return Status(200, found)
+
+
+def _stored_message(token: ApiToken, message_id: int) -> dict[str, Any] | None:
+    message = (
+        Message.objects.filter(
+            pk=message_id,
+            transport=Transport.API,
+            direction=Direction.INBOUND,
+            chat__external_id__startswith=f"{token.pk}:",
+        )
+        .only("pk", "status", "status_reason", "text", "created_at")
+        .first()
+    )
+    if message is None:
+        return None
+    reply = (
+        Message.objects.filter(reply_to=message, direction=Direction.OUTBOUND)
+        .order_by("-pk")
+        .values_list("text", flat=True)
+        .first()
+    )
+    return {
+        "message_id": message.pk,
+        "status": message.status,
+        "reason": message.status_reason,
+        "text": message.text,
+        "reply": reply,
+        "created_at": message.created_at.isoformat(),
+    }

@@ -1,0 +1,195 @@
+"""Step 4, the agent orchestrator: the Claude call, the tool-use loop and cancellation.
+
+The request is built by ``agent_request.build_request`` (system prompt, history, images,
+PDFs, inlined text files); the client streams, and the accumulated text of the whole reply
+(every round of the tool loop) goes to ``on_text`` as it arrives. The loop is bounded by
+``max_tool_rounds``: past it, the answer so far is returned with a note.
+
+``ChatTasks`` is how ``/cancel`` (and a Stop button) reach a chat's in-flight request in
+this process: the processor registers the agent task under the chat, and cancelling it
+closes the stream. It is per process by design: a chat's messages are handled by one
+process at a time (the bridge owns its Telegram account; an API or browser request lives
+in the web process that received it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from decimal import Decimal
+from typing import Protocol
+
+from aisystem.errors import IntegrationError
+from pipeline.agent_request import AttachmentLimits, build_request
+from pipeline.claude import ClaudeUnavailable
+from pipeline.pricing import PricePair, cost_usd
+from pipeline.tools import ToolRegistry
+from pipeline.types import (
+    AgentOutcome,
+    AgentResponse,
+    ChatTurn,
+    ClaudeReply,
+    ClaudeRequest,
+    InboundMessage,
+    MessageContext,
+    ProcessingPlan,
+    ToolCallRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+TextCallback = Callable[[str], Awaitable[None]]
+FAILED_REPLY = "Sorry, something went wrong while I was answering. Please try again."
+TOOL_LIMIT_NOTE = "_(I stopped here: this answer needed more tool calls than I'm allowed.)_"
+
+
+class ClaudeAPI(Protocol):
+    async def create(
+        self, request: ClaudeRequest, *, on_text: TextCallback | None = None
+    ) -> ClaudeReply: ...
+
+
+class ChatTasks:
+    """The in-flight agent tasks of each chat in this process."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, set[asyncio.Task[AgentResponse]]] = defaultdict(set)
+
+    def add(self, chat_key: str, task: asyncio.Task[AgentResponse]) -> None:
+        self._tasks[chat_key].add(task)
+        task.add_done_callback(lambda done: self._discard(chat_key, done))
+
+    def _discard(self, chat_key: str, task: asyncio.Task[AgentResponse]) -> None:
+        tasks = self._tasks.get(chat_key)
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                del self._tasks[chat_key]
+
+    def cancel(self, chat_key: str) -> int:
+        """Cancel the chat's in-flight requests; returns how many there were."""
+        tasks = [task for task in self._tasks.get(chat_key, ()) if not task.done()]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
+
+
+class AgentOrchestrator:
+    def __init__(
+        self,
+        *,
+        client: ClaudeAPI,
+        tools: ToolRegistry,
+        limits: AttachmentLimits,
+        prices: Mapping[str, PricePair],
+        max_tool_rounds: int = 5,
+    ) -> None:
+        self.client = client
+        self.tools = tools
+        self.limits = limits
+        self.prices = prices
+        self.max_tool_rounds = max_tool_rounds
+
+    async def run(
+        self,
+        message: InboundMessage,
+        context: MessageContext,
+        plan: ProcessingPlan,
+        *,
+        on_text: TextCallback | None = None,
+    ) -> AgentResponse:
+        """Answer the message. Never raises for Claude's failures: the outcome says what
+        happened (``unavailable`` → defer, ``failed`` → a user-safe error). Cancellation
+        propagates (``asyncio.CancelledError``); the caller decides what it meant."""
+        built = build_request(message, context, plan, limits=self.limits, tools=self.tools.specs())
+        run = _Run(self, on_text, notes=built.notes)
+        try:
+            return await run.loop(built.request)
+        except ClaudeUnavailable as error:
+            logger.warning("claude unavailable: %s", error.details)
+            return run.response("unavailable", error=str(error))
+        except IntegrationError as error:
+            logger.warning("claude failed: %s", error)
+            return run.response("failed", error=str(error))
+
+
+class _Run:
+    """One answer's state across the rounds of the tool loop."""
+
+    def __init__(
+        self, agent: AgentOrchestrator, on_text: TextCallback | None, *, notes: tuple[str, ...]
+    ) -> None:
+        self.agent = agent
+        self.on_text = on_text
+        self.notes = notes
+        self.started = time.perf_counter()
+        self.first_text_ms: float | None = None
+        self.texts: list[str] = []
+        self.tool_calls: list[ToolCallRecord] = []
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.model = ""
+        self.stop_reason = ""
+
+    async def loop(self, request: ClaudeRequest) -> AgentResponse:
+        for tool_round in range(self.agent.max_tool_rounds + 1):
+            reply = await self.agent.client.create(request, on_text=self._streamed)
+            self._count(reply)
+            if reply.stop_reason != "tool_use" or not reply.tool_uses:
+                return self.response("ok")
+            if tool_round == self.agent.max_tool_rounds:
+                break
+            request = await self._with_tool_results(request, reply)
+        self.texts.append(TOOL_LIMIT_NOTE)
+        return self.response("ok")
+
+    async def _streamed(self, accumulated: str) -> None:
+        if self.first_text_ms is None and accumulated:
+            self.first_text_ms = (time.perf_counter() - self.started) * 1000
+        if self.on_text is not None:
+            await self.on_text(self._joined([*self.texts, accumulated]))
+
+    def _count(self, reply: ClaudeReply) -> None:
+        self.input_tokens += reply.input_tokens
+        self.output_tokens += reply.output_tokens
+        self.model = reply.model
+        self.stop_reason = reply.stop_reason
+        if reply.text.strip():
+            self.texts.append(reply.text.strip())
+
+    async def _with_tool_results(self, request: ClaudeRequest, reply: ClaudeReply) -> ClaudeRequest:
+        results = []
+        for use in reply.tool_uses:
+            result, record = await self.agent.tools.call(use)
+            results.append(result)
+            self.tool_calls.append(record)
+        turns = (ChatTurn("assistant", reply.content), ChatTurn("user", tuple(results)))
+        return replace(request, messages=request.messages + turns)
+
+    @staticmethod
+    def _joined(texts: list[str]) -> str:
+        return "\n\n".join(text for text in texts if text)
+
+    def response(self, outcome: AgentOutcome, *, error: str = "") -> AgentResponse:
+        text = self._joined([*self.notes, *self.texts]) if outcome == "ok" else ""
+        return AgentResponse(
+            outcome=outcome,
+            text=text,
+            model=self.model,
+            stop_reason=self.stop_reason,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=self._cost(),
+            tool_calls=tuple(self.tool_calls),
+            first_text_ms=self.first_text_ms,
+            error=error,
+        )
+
+    def _cost(self) -> Decimal:
+        if not self.model:
+            return Decimal(0)
+        return cost_usd(self.model, self.input_tokens, self.output_tokens, self.agent.prices)

@@ -1,0 +1,170 @@
+"""A circuit breaker whose state lives in the ``CircuitBreaker`` row, so every process shares it.
+
+closed: calls flow; each failed call adds to ``consecutive_failures`` and a success resets it.
+At ``failure_threshold`` the breaker opens for ``open_seconds`` (event ``breaker.opened``).
+open: every call is refused. Once ``open_until`` has passed, the first caller to claim the probe
+turns it half-open and is let through; everyone else is still refused.
+half_open: the probe's success closes the breaker (event ``breaker.closed``), its failure opens it
+again for another ``open_seconds``. A probe claimed more than ``open_seconds`` ago is taken to
+be dead (its process died) and may be claimed again; a probe that ends without a verdict
+(cancelled, no usable key, a bad request) is released so the next caller probes at once.
+
+What counts as a failure is the caller's choice; the Claude client records one failure per
+``create()`` that gave up after its retries (see ``pipeline.claude``).
+
+Every change is one conditional ``UPDATE ... WHERE state = ...`` whose row count says whether
+this caller won, so of two racing processes only one can open, claim or close, on Postgres and
+SQLite alike. Callers pass ``now`` so that tests can drive the clock with plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from aisystem.models import CircuitBreaker, Event
+from pipeline.events import system_event_emit
+
+State = CircuitBreaker.State
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    failure_threshold: int
+    open_seconds: int
+
+
+@dataclass(frozen=True)
+class BreakerTicket:
+    """``allowed`` says whether the caller may call the service; ``probe_claimed_at`` is set
+    when this caller holds the half-open probe (pass it to ``breaker_release_probe``)."""
+
+    allowed: bool
+    probe_claimed_at: datetime | None = None
+
+
+def breaker_policy() -> BreakerPolicy:
+    """The Claude breaker's figures from ``settings.CLAUDE``, read at call time."""
+    return BreakerPolicy(
+        failure_threshold=int(settings.CLAUDE["BREAKER_FAILURE_THRESHOLD"]),
+        open_seconds=int(settings.CLAUDE["BREAKER_OPEN_SECONDS"]),
+    )
+
+
+def breaker_admit(
+    service: str, now: datetime, *, policy: BreakerPolicy | None = None
+) -> BreakerTicket:
+    """May a call go out now? Closed (or no row yet): yes. Open before ``open_until``: no.
+    Open after it, or half-open with a stale probe: yes for the one caller that claims the probe.
+    """
+    row = _rows(service).values("state", "open_until").first()
+    if row is None or row["state"] == State.CLOSED:
+        return BreakerTicket(allowed=True)
+    if row["state"] == State.OPEN and row["open_until"] is not None and row["open_until"] > now:
+        return BreakerTicket(allowed=False)
+    policy = policy or breaker_policy()
+    expired = Q(state=State.OPEN) & (Q(open_until__lte=now) | Q(open_until__isnull=True))
+    stale_before = now - timedelta(seconds=policy.open_seconds)
+    stale = Q(state=State.HALF_OPEN) & (
+        Q(probe_started_at__lte=stale_before) | Q(probe_started_at__isnull=True)
+    )
+    claimed = (
+        _rows(service)
+        .filter(expired | stale)
+        .update(state=State.HALF_OPEN, probe_started_at=now, updated_at=now)
+    )
+    return BreakerTicket(allowed=True, probe_claimed_at=now) if claimed else BreakerTicket(False)
+
+
+def breaker_allow(service: str, now: datetime, *, policy: BreakerPolicy | None = None) -> bool:
+    """``breaker_admit(...).allowed``: True means this caller may call the service now."""
+    return breaker_admit(service, now, policy=policy).allowed
+
+
+def breaker_record_success(service: str, *, now: datetime | None = None) -> bool:
+    """The service answered: close the breaker and reset the count. True if it was not closed."""
+    now = now or timezone.now()
+    with transaction.atomic(savepoint=False):
+        closed = (
+            _rows(service)
+            .exclude(state=State.CLOSED)
+            .update(
+                state=State.CLOSED,
+                consecutive_failures=0,
+                open_until=None,
+                probe_started_at=None,
+                updated_at=now,
+            )
+        )
+        if closed:
+            system_event_emit(
+                "breaker.closed",
+                f"{service}: circuit breaker closed, calls flow again",
+                level=Event.Level.INFO,
+                service=service,
+            )
+        else:
+            _rows(service).filter(consecutive_failures__gt=0).update(
+                consecutive_failures=0, updated_at=now
+            )
+    return bool(closed)
+
+
+def breaker_record_failure(
+    service: str, error: str, *, now: datetime | None = None, policy: BreakerPolicy | None = None
+) -> bool:
+    """One failed call: count it; open the breaker at the threshold, or re-open it if this was
+    the half-open probe. True if this call opened it. ``error`` must hold no secret."""
+    now = now or timezone.now()
+    policy = policy or breaker_policy()
+    error = error[:255]
+    opening = {
+        "state": State.OPEN,
+        "opened_at": now,
+        "open_until": now + timedelta(seconds=policy.open_seconds),
+        "probe_started_at": None,
+    }
+    with transaction.atomic(savepoint=False):
+        CircuitBreaker.objects.get_or_create(service=service)
+        rows = _rows(service)
+        rows.update(
+            consecutive_failures=F("consecutive_failures") + 1, last_error=error, updated_at=now
+        )
+        reached = Q(state=State.CLOSED, consecutive_failures__gte=policy.failure_threshold)
+        opened = rows.filter(reached | Q(state=State.HALF_OPEN)).update(**opening)
+        if opened:
+            system_event_emit(
+                "breaker.opened",
+                f"{service}: circuit breaker opened for {policy.open_seconds} s",
+                level=Event.Level.ERROR,
+                service=service,
+                open_seconds=policy.open_seconds,
+                error=error,
+            )
+    return bool(opened)
+
+
+def breaker_release_probe(service: str, claimed_at: datetime) -> bool:
+    """The probe claimed at ``claimed_at`` ended without a verdict: back to open with
+    ``open_until`` passed, so the next caller probes. False if the probe was not ours any more."""
+    released = (
+        _rows(service)
+        .filter(state=State.HALF_OPEN, probe_started_at=claimed_at)
+        .update(state=State.OPEN, probe_started_at=None, open_until=claimed_at)
+    )
+    return bool(released)
+
+
+def breaker_state(service: str) -> str:
+    """The stored state ("closed" when the service has no row yet)."""
+    state = _rows(service).values_list("state", flat=True).first()
+    return str(state) if state is not None else str(State.CLOSED)
+
+
+def _rows(service: str) -> QuerySet[CircuitBreaker]:
+    return CircuitBreaker.objects.filter(service=service)

@@ -1,0 +1,252 @@
+"""The Claude client's database side: picking keys, marking them, logging calls, the breaker.
+
+Split from ``pipeline.claude`` (which alone imports ``anthropic``) to keep both modules small.
+The client runs ``open_call`` and ``settle`` in a worker thread (``sync_to_async``); each is one
+short hop that returns dataclasses, so a successful call costs two hops in all.
+
+Keys: active ``ApiCredential`` rows (provider "anthropic") by priority, then least recently used
+(never used first); a row cooling down whose ``cooldown_until`` has passed counts as active and
+is set back to active when picked. With no usable row, ``settings.ANTHROPIC_API_KEY`` (passed in
+as ``fallback_secret``) is used; its cooldown and invalid mark live in the Django cache, which
+every process shares, under a digest of the key (never the key). No key, and no error text
+that could hold one, is ever put in an event, a log line or a row.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from aisystem.models import ApiCredential, CredentialStatus, Event, ExternalCall
+from pipeline import breaker
+from pipeline.events import system_event_emit
+from pipeline.types import ClaudeReply
+
+SERVICE = "anthropic"
+OPERATION = "messages.create"
+FALLBACK_LABEL = "ANTHROPIC_API_KEY"
+DEFAULT_RETRY_AFTER_SECONDS = 30.0
+FALLBACK_INVALID_SECONDS = 600
+
+# What a finished call tells the breaker; "neutral" only releases a probe this call held.
+Verdict = Literal["success", "failure", "neutral"]
+
+
+class Fault(enum.Enum):
+    """How an attempt went wrong, which decides what happens next."""
+
+    NONE = "none"
+    RETRYABLE = "retryable"  # the service's trouble: back off, try again
+    RATE_LIMITED = "rate_limited"  # this key: cool it down, try another at once
+    INVALID_KEY = "invalid_key"  # this key: out of rotation until staff fix it
+    PERMANENT = "permanent"  # the request itself is wrong: no retry
+    ABORTED = "aborted"  # cancelled, or the caller's on_text raised
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    label: str
+    secret: str = field(repr=False)
+    credential_id: int | None = None  # None: the ANTHROPIC_API_KEY fallback
+
+
+@dataclass(frozen=True)
+class KeyPick:
+    """The key to use, or else the cooling key that is back soonest and in how many seconds
+    (``wait_key`` None too: no key will come back by itself)."""
+
+    key: ApiKey | None
+    wait_key: ApiKey | None = None
+    wait_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP attempt, as logged. ``error`` is already scrubbed of anything key-like."""
+
+    key: ApiKey
+    fault: Fault
+    latency_ms: int
+    status_code: int | None = None
+    request_id: str = ""
+    error: str = ""
+    retry_after: float | None = None
+    reply: ClaudeReply | None = None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What ``settle`` stores: the attempt (if one was made), the breaker verdict (None while
+    the call goes on), and whether to pick the next key, leaving out ``excluded`` ids."""
+
+    attempt: Attempt | None
+    verdict: Verdict | None
+    probe_claimed_at: datetime | None
+    pick_next: bool = False
+    excluded: frozenset[int | None] = frozenset()  # credential ids; None is the fallback
+    fallback_secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class ClaudeStatus:
+    """``usable_credentials`` counts stored keys only; the env fallback is reported apart."""
+
+    breaker_state: str
+    usable_credentials: int
+    cooling_down: int
+    invalid: int
+    fallback_key_configured: bool
+
+
+def open_call(now: datetime, fallback_secret: str) -> tuple[breaker.BreakerTicket, KeyPick]:
+    """Ask the breaker and, if it lets the call through, pick and touch a key."""
+    ticket = breaker.breaker_admit(SERVICE, now)
+    if not ticket.allowed:
+        return ticket, KeyPick(None)
+    return ticket, pick_key(now, frozenset(), fallback_secret)
+
+
+def settle(settlement: Settlement) -> KeyPick:
+    """Log the attempt, mark its key, tell the breaker; then pick the next key if asked."""
+    now = timezone.now()
+    attempt = settlement.attempt
+    with transaction.atomic():
+        if attempt is not None:
+            _record_call(attempt, now)
+            _mark_key(attempt, now)
+        if settlement.verdict == "success":
+            breaker.breaker_record_success(SERVICE, now=now)
+        elif settlement.verdict == "failure":
+            error = attempt.error if attempt else "failed"
+            breaker.breaker_record_failure(SERVICE, error, now=now)
+        elif settlement.verdict == "neutral" and settlement.probe_claimed_at is not None:
+            breaker.breaker_release_probe(SERVICE, settlement.probe_claimed_at)
+    if settlement.pick_next:
+        return pick_key(now, settlement.excluded, settlement.fallback_secret)
+    return KeyPick(None)
+
+
+def pick_key(now: datetime, excluded: frozenset[int | None], fallback_secret: str) -> KeyPick:
+    """The next key to use (and mark it used), the fallback, or the soonest to come back."""
+    ids = [pk for pk in excluded if pk is not None]
+    rows = ApiCredential.objects.filter(_usable(now), provider=SERVICE).exclude(pk__in=ids)
+    order = ("priority", F("last_used_at").asc(nulls_first=True), "pk")
+    row = rows.order_by(*order).only("pk", "label", "secret", "status").first()
+    if row is not None:
+        ApiCredential.objects.filter(pk=row.pk).update(last_used_at=now)
+        if row.status == CredentialStatus.COOLING_DOWN:  # its cooldown is over
+            ApiCredential.objects.filter(
+                pk=row.pk, status=CredentialStatus.COOLING_DOWN, cooldown_until__lte=now
+            ).update(status=CredentialStatus.ACTIVE, cooldown_until=None)
+        return KeyPick(ApiKey(row.label, row.secret, row.pk))
+    fallback = ApiKey(FALLBACK_LABEL, fallback_secret) if fallback_secret else None
+    marks = cache.get_many(_fallback_cache_keys(fallback_secret)) if fallback else {}
+    if fallback is not None and None not in excluded and not marks:
+        return KeyPick(fallback)
+    return _soonest_back(now, fallback, marks)
+
+
+def claude_status() -> ClaudeStatus:
+    """Figures for the status command and health pages."""
+    now = timezone.now()
+    keys = ApiCredential.objects.filter(provider=SERVICE)
+    cooling = Q(status=CredentialStatus.COOLING_DOWN, cooldown_until__gt=now)
+    return ClaudeStatus(
+        breaker_state=breaker.breaker_state(SERVICE),
+        usable_credentials=keys.filter(_usable(now)).count(),
+        cooling_down=keys.filter(cooling).count(),
+        invalid=keys.filter(status=CredentialStatus.INVALID).count(),
+        fallback_key_configured=bool(settings.ANTHROPIC_API_KEY),
+    )
+
+
+def _usable(now: datetime) -> Q:
+    cooled = Q(status=CredentialStatus.COOLING_DOWN, cooldown_until__lte=now)
+    return Q(status=CredentialStatus.ACTIVE) | cooled
+
+
+def _soonest_back(now: datetime, fallback: ApiKey | None, marks: dict[str, Any]) -> KeyPick:
+    options: list[tuple[float, ApiKey]] = []
+    cooling = ApiCredential.objects.filter(provider=SERVICE, status=CredentialStatus.COOLING_DOWN)
+    row = cooling.order_by("cooldown_until").only("pk", "label", "secret", "cooldown_until").first()
+    if row is not None:
+        until = row.cooldown_until or now
+        options.append(((until - now).total_seconds(), ApiKey(row.label, row.secret, row.pk)))
+    cool_key, invalid_key = _fallback_cache_keys(fallback.secret if fallback else "")
+    if fallback is not None and invalid_key not in marks:
+        options.append((float(marks.get(cool_key, time.time())) - time.time(), fallback))
+    if not options:
+        return KeyPick(None)
+    seconds, key = min(options, key=lambda option: option[0])
+    return KeyPick(None, wait_key=key, wait_seconds=max(seconds, 0.0))
+
+
+def _fallback_cache_keys(secret: str) -> tuple[str, str]:
+    """The cache keys of the env key's cooldown and invalid mark: a digest, never the key."""
+    digest = hashlib.sha256(secret.encode()).hexdigest()[:16]
+    return f"claude:fallback:{digest}:cooldown", f"claude:fallback:{digest}:invalid"
+
+
+def _record_call(attempt: Attempt, now: datetime) -> None:
+    reply = attempt.reply
+    ExternalCall.objects.create(
+        service=SERVICE,
+        operation=OPERATION,
+        ok=attempt.fault is Fault.NONE,
+        status_code=attempt.status_code,
+        latency_ms=attempt.latency_ms,
+        input_tokens=reply.input_tokens if reply else 0,
+        output_tokens=reply.output_tokens if reply else 0,
+        request_id=attempt.request_id[:128],
+        credential_id=attempt.key.credential_id,
+        credential_label=attempt.key.label,
+        error=attempt.error[:500],
+        created_at=now,
+    )
+
+
+def _mark_key(attempt: Attempt, now: datetime) -> None:
+    """Count a failure against the key; cool it down on a 429, retire it on a 401/403."""
+    if attempt.fault in (Fault.NONE, Fault.ABORTED):
+        return
+    key = attempt.key
+    changes: dict[str, Any] = {"failure_count": F("failure_count") + 1}
+    seconds = attempt.retry_after or DEFAULT_RETRY_AFTER_SECONDS
+    if attempt.fault is Fault.RATE_LIMITED:
+        changes["status"] = CredentialStatus.COOLING_DOWN
+        changes["cooldown_until"] = now + timedelta(seconds=seconds)
+        _alert(
+            key, "credential.cooling_down", f"is cooling down for {seconds:g} s", seconds=seconds
+        )
+    elif attempt.fault is Fault.INVALID_KEY:
+        changes["status"] = CredentialStatus.INVALID
+        _alert(key, "credential.invalid", "was refused: marked invalid", Event.Level.ERROR)
+    if key.credential_id is not None:
+        rows = ApiCredential.objects.filter(pk=key.credential_id)
+        rows.update(**changes, last_error=attempt.error[:255], updated_at=now)
+    elif attempt.fault is Fault.RATE_LIMITED:
+        cool_key, _ = _fallback_cache_keys(key.secret)
+        cache.set(cool_key, time.time() + seconds, timeout=max(math.ceil(seconds), 1))
+    elif attempt.fault is Fault.INVALID_KEY:
+        _, invalid_key = _fallback_cache_keys(key.secret)
+        cache.set(invalid_key, True, timeout=FALLBACK_INVALID_SECONDS)
+
+
+def _alert(
+    key: ApiKey, kind: str, what: str, level: str = Event.Level.WARNING, **data: object
+) -> None:
+    summary = f"Anthropic key {key.label!r} {what}"
+    system_event_emit(
+        kind, summary, level=level, label=key.label, credential_id=key.credential_id, **data
+    )

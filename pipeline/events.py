@@ -1,0 +1,108 @@
+"""Events: each step of a message's journey and each system change, stored and broadcast.
+
+Every event is written to the ``Event`` table (the live feed loads the latest from there) and,
+once the transaction commits, sent to the channel layer group ``LIVE_FEED_GROUP``. Call these
+from synchronous code (the pipeline's store runs in a worker thread); never pass a secret in
+``data``: keys, session strings and tokens have no business in an event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+
+from aisystem.models import Event
+
+LIVE_FEED_GROUP = "live-feed"
+PREVIEW_CHARS = 200
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event not yet stored; the pipeline collects a message's events and stores them once."""
+
+    kind: str
+    summary: str
+    level: str = Event.Level.INFO
+    data: Mapping[str, object] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=timezone.now)
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """Message text as shown to staff: truncated, never the whole of a long message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def events_record(
+    events: Sequence[PendingEvent],
+    *,
+    transport: str = "",
+    chat_id: int | None = None,
+    message_id: int | None = None,
+) -> list[Event]:
+    """Store ``events`` in one INSERT and broadcast them after commit."""
+    rows = [
+        Event(
+            kind=event.kind,
+            level=event.level,
+            summary=event.summary[:255],
+            transport=transport,
+            chat_id=chat_id,
+            message_id=message_id,
+            data=dict(event.data),
+            created_at=event.created_at,
+        )
+        for event in events
+    ]
+    if not rows:
+        return rows
+    Event.objects.bulk_create(rows)
+    payloads = [event_payload(row) for row in rows]
+    transaction.on_commit(partial(_broadcast, payloads))
+    return rows
+
+
+def system_event_emit(
+    kind: str, summary: str, *, level: str = Event.Level.WARNING, **data: object
+) -> Event:
+    """Record a system event (breaker opened, credential invalid, bridge disconnected…)."""
+    return events_record([PendingEvent(kind=kind, summary=summary, level=level, data=data)])[0]
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """The JSON shape browsers receive, for stored and live events alike."""
+    return {
+        "id": event.pk,
+        "kind": event.kind,
+        "level": event.level,
+        "summary": event.summary,
+        "transport": event.transport,
+        "chat_id": event.chat_id,
+        "message_id": event.message_id,
+        "data": event.data,
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def _broadcast(payloads: list[dict[str, Any]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            LIVE_FEED_GROUP, {"type": "feed.events", "events": payloads}
+        )
+    except Exception:
+        # The feed is a view on stored events; losing a broadcast must not fail a message.
+        logger.warning("live feed broadcast failed", exc_info=True)

@@ -1,0 +1,447 @@
+"""The pipeline's sequencer: ``UnifiedMessageProcessor.process_message(message, transport)``.
+
+Steps decide; this module does the I/O around them, in as few database round trips as it
+can (one before the model call, one after), because the model's latency should be the only
+latency a user notices:
+
+1+2. ``store.admit`` (worker thread): the security gate and the context builder;
+3.   ``TypeRouter.plan`` (pure, on the event loop);
+4.   a command, an "unsupported" answer, or the agent (the Claude call, streamed);
+5.   the response manager delivers through the transport; ``recording.message_finish``
+     (worker thread) stores the outcome and the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from aisystem.models import MessageKind, MessageStatus
+from pipeline import recording, store
+from pipeline.agent import FAILED_REPLY, AgentOrchestrator, ChatTasks, ClaudeAPI, TextCallback
+from pipeline.agent_request import AttachmentLimits
+from pipeline.claude import ClaudeClient
+from pipeline.command_executor import CommandOutcome, command_execute
+from pipeline.events import PendingEvent, preview
+from pipeline.response_manager import (
+    REACTION_DONE,
+    REACTION_FAILED,
+    REACTION_RECEIVED,
+    REACTION_THINKING,
+    ResponseManager,
+)
+from pipeline.security_gate import SecurityGate
+from pipeline.tools import ToolRegistry, default_registry
+from pipeline.type_router import TypeRouter, unsupported_reply
+from pipeline.types import (
+    AgentResponse,
+    DeliveryResult,
+    InboundMessage,
+    MessageContext,
+    ProcessingPlan,
+    ProcessingResult,
+    ProcessingStatus,
+    Transport,
+)
+
+DEFERRED_REPLY = (
+    "The assistant is temporarily unavailable. I've kept your message and will answer "
+    "as soon as it's back."
+)
+STOPPED_NOTE = "_(stopped)_"
+NOTHING_TO_STOP = "There's nothing to stop."
+EMPTY_ANSWER = "I don't have an answer to that."
+
+
+@dataclass
+class _Journey:
+    """One message's mutable bookkeeping while it is processed."""
+
+    started: float
+    timings: dict[str, float]
+    events: list[PendingEvent] = field(default_factory=list)
+
+    def lap(self, step: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[step] = round((now - since) * 1000, 3)
+        return now
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What the handler produced, before recording."""
+
+    text: str
+    status: str
+    reason: str = ""
+    kind: str = MessageKind.TEXT
+    agent: AgentResponse | None = None
+    delivery: DeliveryResult | None = None
+
+
+class UnifiedMessageProcessor:
+    """Runs every message of every transport through the five steps. One per process."""
+
+    def __init__(
+        self,
+        *,
+        client: ClaudeAPI | None = None,
+        tools: ToolRegistry | None = None,
+        responses: ResponseManager | None = None,
+        clock: Callable[[], datetime] = timezone.now,
+    ) -> None:
+        config = settings.PIPELINE
+        self.gate = SecurityGate(
+            stale_after_seconds=config["STALE_AFTER_SECONDS"],
+            max_input_chars=config["MAX_INPUT_CHARS"],
+        )
+        limits = AttachmentLimits.from_settings(config)
+        self.router = TypeRouter(limits=limits)
+        self.agent = AgentOrchestrator(
+            client=client or ClaudeClient(),
+            tools=tools or default_registry(),
+            limits=limits,
+            prices=settings.MODEL_PRICES,
+            max_tool_rounds=config["MAX_TOOL_ROUNDS"],
+        )
+        self.responses = responses or ResponseManager()
+        self.chat_tasks = ChatTasks()
+        self.clock = clock
+
+    def cancel_chat(self, transport: str, chat_id: str) -> int:
+        """Stop the chat's in-flight answers in this process; returns how many."""
+        return self.chat_tasks.cancel(f"{transport}:{chat_id}")
+
+    async def process_message(
+        self, message: InboundMessage, transport: Transport
+    ) -> ProcessingResult:
+        journey = _Journey(started=time.perf_counter(), timings={})
+        admission = await sync_to_async(store.admit)(message, gate=self.gate, now=self.clock())
+        journey.timings.update(admission.timings_ms)
+        decision = admission.decision
+        if decision.ignored:
+            return self._result(journey, status="ignored", reason=decision.reason)
+        if not decision.allowed or admission.context is None:
+            return await self._reject(message, transport, admission.notice, journey, admission)
+        context = admission.context
+        since = time.perf_counter()
+        plan = self.router.plan(message, context)
+        journey.lap("route", since)
+        journey.events.append(_route_event(plan))
+        reply = await self._handle(message, transport, context, plan, journey)
+        return await self._finish(message, context, reply, journey)
+
+    async def _reject(
+        self,
+        message: InboundMessage,
+        transport: Transport,
+        notice: str,
+        journey: _Journey,
+        admission: store.Admission,
+    ) -> ProcessingResult:
+        if notice:
+            await self.responses.deliver(
+                transport, message.chat_id, notice, reply_to=message.message_id
+            )
+        return self._result(
+            journey,
+            status="rejected",
+            reason=admission.decision.reason,
+            reply=notice,
+            message_id=admission.message_pk,
+        )
+
+    async def _handle(
+        self,
+        message: InboundMessage,
+        transport: Transport,
+        context: MessageContext,
+        plan: ProcessingPlan,
+        journey: _Journey,
+    ) -> _Reply:
+        if plan.handler == "ignore":
+            return _Reply(text="", status=MessageStatus.IGNORED, reason=plan.reason)
+        if plan.handler == "command":
+            reply = await self._command(message, context, plan, journey)
+        elif plan.handler == "unsupported":
+            reply = _Reply(
+                text=unsupported_reply(plan.reason),
+                status=MessageStatus.ANSWERED,
+                reason=plan.reason,
+            )
+        else:
+            return await self._answer(message, transport, context, plan, journey)
+        since = time.perf_counter()
+        delivery = await self.responses.deliver(
+            transport, message.chat_id, reply.text, reply_to=message.message_id
+        )
+        journey.lap("delivery", since)
+        return _with_delivery(reply, delivery)
+
+    async def _command(
+        self,
+        message: InboundMessage,
+        context: MessageContext,
+        plan: ProcessingPlan,
+        journey: _Journey,
+    ) -> _Reply:
+        since = time.perf_counter()
+        outcome: CommandOutcome = await sync_to_async(command_execute)(
+            name=plan.command, args=plan.command_args, context=context
+        )
+        text = outcome.reply
+        if outcome.cancel_requested:
+            stopped = self.cancel_chat(message.transport, message.chat_id)
+            text = "Stopped." if stopped else NOTHING_TO_STOP
+        journey.lap("command", since)
+        return _Reply(
+            text=text,
+            status=MessageStatus.ANSWERED,
+            reason=f"/{plan.command}",
+            kind=MessageKind.COMMAND,
+        )
+
+    async def _answer(
+        self,
+        message: InboundMessage,
+        transport: Transport,
+        context: MessageContext,
+        plan: ProcessingPlan,
+        journey: _Journey,
+    ) -> _Reply:
+        reactions = context.status_reactions
+        if reactions:
+            await self.responses.react(
+                transport, message.chat_id, message.message_id, REACTION_RECEIVED
+            )
+        typing = self.responses.keep_typing(transport, message.chat_id)
+        streaming = self.responses.stream(transport, message.chat_id, reply_to=message.message_id)
+        shown = {"text": ""}
+
+        async def on_text(accumulated: str) -> None:
+            if not shown["text"]:
+                typing.cancel()
+                if reactions:
+                    await self.responses.react(
+                        transport, message.chat_id, message.message_id, REACTION_THINKING
+                    )
+            shown["text"] = accumulated
+            if plan.stream:
+                await streaming.update(accumulated)
+
+        since = time.perf_counter()
+        try:
+            response = await self._run_agent(message, context, plan, on_text, partial=shown)
+        finally:
+            typing.cancel()
+        journey.lap("agent", since)
+        journey.events.append(_agent_event(response))
+        reply = _agent_reply(response)
+        since = time.perf_counter()
+        delivery = await streaming.finish(reply.text)
+        journey.lap("delivery", since)
+        if reactions:
+            ok = reply.status == MessageStatus.ANSWERED and delivery.delivered
+            await self.responses.react(
+                transport,
+                message.chat_id,
+                message.message_id,
+                REACTION_DONE if ok else REACTION_FAILED,
+            )
+        return _with_delivery(reply, delivery)
+
+    async def _run_agent(
+        self,
+        message: InboundMessage,
+        context: MessageContext,
+        plan: ProcessingPlan,
+        on_text: TextCallback,
+        *,
+        partial: dict[str, str],
+    ) -> AgentResponse:
+        """The agent in its own task, so /cancel can stop it without stopping us. A
+        cancellation of this coroutine itself (shutdown, a closed client) propagates."""
+        task = asyncio.create_task(self.agent.run(message, context, plan, on_text=on_text))
+        self.chat_tasks.add(f"{message.transport}:{message.chat_id}", task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                task.cancel()
+                raise
+            return AgentResponse(outcome="cancelled", text=partial["text"])
+
+    async def _finish(
+        self, message: InboundMessage, context: MessageContext, reply: _Reply, journey: _Journey
+    ) -> ProcessingResult:
+        agent = reply.agent or AgentResponse(outcome="ok")
+        delivery = reply.delivery
+        journey.timings["total"] = round((time.perf_counter() - journey.started) * 1000, 3)
+        journey.events.append(_done_event(reply, journey.timings, agent))
+        outcome = recording.Outcome(
+            message_pk=context.message_pk,
+            chat_pk=context.chat_pk,
+            identity_pk=context.identity_id,
+            conversation_id=context.conversation_id,
+            transport=message.transport,
+            status=reply.status,
+            reason=reply.reason,
+            reply=reply.text,
+            reply_kind=reply.kind,
+            reply_ids=delivery.transport_message_ids if delivery else (),
+            delivered=delivery.delivered if delivery else False,
+            model=agent.model,
+            input_tokens=agent.input_tokens,
+            output_tokens=agent.output_tokens,
+            cost_usd=agent.cost_usd,
+            latency_ms=int(journey.timings["total"]),
+        )
+        await sync_to_async(recording.message_finish)(
+            outcome, events=journey.events, now=self.clock()
+        )
+        return self._result(
+            journey,
+            status=_result_status(reply.status),
+            reason=reply.reason,
+            reply=reply.text,
+            message_id=context.message_pk,
+            agent=agent,
+        )
+
+    @staticmethod
+    def _result(
+        journey: _Journey,
+        *,
+        status: ProcessingStatus,
+        reason: str = "",
+        reply: str = "",
+        message_id: int | None = None,
+        agent: AgentResponse | None = None,
+    ) -> ProcessingResult:
+        journey.timings.setdefault(
+            "total", round((time.perf_counter() - journey.started) * 1000, 3)
+        )
+        return ProcessingResult(
+            status=status,
+            reply=reply,
+            message_id=message_id,
+            reason=reason,
+            timings_ms=dict(journey.timings),
+            input_tokens=agent.input_tokens if agent else 0,
+            output_tokens=agent.output_tokens if agent else 0,
+            cost_usd=agent.cost_usd if agent else Decimal(0),
+        )
+
+
+def _with_delivery(reply: _Reply, delivery: DeliveryResult) -> _Reply:
+    if delivery.delivered or not reply.text:
+        return _Reply(reply.text, reply.status, reply.reason, reply.kind, reply.agent, delivery)
+    return _Reply(
+        reply.text, MessageStatus.FAILED, "delivery_failed", reply.kind, reply.agent, delivery
+    )
+
+
+def _agent_reply(response: AgentResponse) -> _Reply:
+    if response.outcome == "ok":
+        return _Reply(response.text.strip() or EMPTY_ANSWER, MessageStatus.ANSWERED, agent=response)
+    if response.outcome == "cancelled":
+        text = f"{response.text}\n\n{STOPPED_NOTE}" if response.text.strip() else "Stopped."
+        return _Reply(text, MessageStatus.ANSWERED, "cancelled", agent=response)
+    if response.outcome == "unavailable":
+        return _Reply(DEFERRED_REPLY, MessageStatus.DEFERRED, "claude_unavailable", agent=response)
+    return _Reply(FAILED_REPLY, MessageStatus.FAILED, "claude_failed", agent=response)
+
+
+def _result_status(status: str) -> ProcessingStatus:
+    if status == MessageStatus.ANSWERED:
+        return "answered"
+    if status == MessageStatus.DEFERRED:
+        return "deferred"
+    if status == MessageStatus.IGNORED:
+        return "ignored"
+    return "failed"
+
+
+# --- Events -------------------------------------------------------------------------------
+
+
+def _route_event(plan: ProcessingPlan) -> PendingEvent:
+    what = f"/{plan.command}" if plan.command else plan.message_type
+    return PendingEvent(
+        kind="route.planned",
+        summary=f"{what} → {plan.handler}" + (f" ({plan.reason})" if plan.reason else ""),
+        data={
+            "type": plan.message_type,
+            "handler": plan.handler,
+            "model": plan.model,
+            "stream": plan.stream,
+            "priority": plan.priority,
+            "reason": plan.reason,
+        },
+    )
+
+
+def _agent_event(response: AgentResponse) -> PendingEvent:
+    level = "info" if response.outcome in ("ok", "cancelled") else "error"
+    return PendingEvent(
+        kind=f"agent.{response.outcome}",
+        summary=(
+            f"{response.model or 'Claude'}: {response.input_tokens}+{response.output_tokens} tokens"
+            if response.outcome == "ok"
+            else f"Claude {response.outcome}"
+        ),
+        level=level,
+        data={
+            "model": response.model,
+            "input_tokens": response.input_tokens,
+            "output_tokens": response.output_tokens,
+            "cost_usd": str(response.cost_usd),
+            "first_text_ms": response.first_text_ms,
+            "tools": [call.name for call in response.tool_calls],
+            "error": preview(response.error),
+        },
+    )
+
+
+def _done_event(reply: _Reply, timings: dict[str, float], agent: AgentResponse) -> PendingEvent:
+    delivered = reply.delivery.delivered if reply.delivery else False
+    return PendingEvent(
+        kind=f"message.{reply.status}",
+        summary=f"{reply.status.capitalize()}"
+        + (", delivered" if delivered else "")
+        + f" in {timings.get('total', 0):.0f} ms",
+        level="info" if reply.status in ("answered", "ignored") else "warning",
+        data={
+            "status": reply.status,
+            "reason": reply.reason,
+            "delivered": delivered,
+            "parts": reply.delivery.parts if reply.delivery else 0,
+            "reply": preview(reply.text),
+            "timings_ms": dict(timings),
+            "cost_usd": str(agent.cost_usd),
+        },
+    )
+
+
+_PROCESSORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, UnifiedMessageProcessor] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_processor() -> UnifiedMessageProcessor:
+    """The processor of the running event loop (its HTTP clients belong to that loop)."""
+    loop = asyncio.get_running_loop()
+    processor = _PROCESSORS.get(loop)
+    if processor is None:
+        processor = _PROCESSORS[loop] = UnifiedMessageProcessor()
+    return processor

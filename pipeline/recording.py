@@ -1,0 +1,94 @@
+"""The end of a message's journey in the database: its final status, the stored reply with
+its usage, cost and latency, and the events of steps 3 to 5, in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from aisystem.models import Chat, Direction, Message, MessageKind, MessageStatus
+from pipeline.events import PendingEvent, events_record
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to record for one processed inbound message."""
+
+    message_pk: int
+    chat_pk: int
+    identity_pk: int
+    conversation_id: int | None
+    transport: str
+    status: str  # a MessageStatus value
+    reason: str = ""
+    reply: str = ""
+    reply_kind: str = MessageKind.TEXT
+    reply_ids: tuple[str, ...] = ()
+    delivered: bool = True
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: int = 0
+
+
+def message_finish(outcome: Outcome, *, events: list[PendingEvent], now: datetime) -> int | None:
+    """Record the outcome; returns the stored reply's pk (None if there was no reply)."""
+    with transaction.atomic():
+        Message.objects.filter(pk=outcome.message_pk).update(
+            status=outcome.status,
+            status_reason=outcome.reason[:64],
+            latency_ms=outcome.latency_ms,
+            model=outcome.model,
+        )
+        reply_pk = _reply_record(outcome, now=now) if outcome.reply else None
+        Chat.objects.filter(pk=outcome.chat_pk).update(last_message_at=now)
+        events_record(
+            events,
+            transport=outcome.transport,
+            chat_id=outcome.chat_pk,
+            message_id=outcome.message_pk,
+        )
+    return reply_pk
+
+
+def _reply_record(outcome: Outcome, *, now: datetime) -> int:
+    """The reply, stored against the sender's identity (that is whose budget it uses)."""
+    reply_id = outcome.reply_ids[0] if outcome.reply_ids else f"undelivered-{outcome.message_pk}"
+    taken = Message.objects.filter(
+        transport=outcome.transport,
+        chat_id=outcome.chat_pk,
+        transport_message_id=reply_id,
+        direction=Direction.OUTBOUND,
+    ).exists()
+    if taken:  # a transport reused an id: keep the reply rather than lose it
+        reply_id = f"{reply_id}~{outcome.message_pk}"
+    reply = Message.objects.create(
+        transport=outcome.transport,
+        chat_id=outcome.chat_pk,
+        transport_message_id=reply_id,
+        direction=Direction.OUTBOUND,
+        conversation_id=outcome.conversation_id,
+        identity_id=outcome.identity_pk,
+        reply_to_id=outcome.message_pk,
+        kind=outcome.reply_kind,
+        status=MessageStatus.DELIVERED if outcome.delivered else MessageStatus.FAILED,
+        status_reason="" if outcome.delivered else "delivery_failed",
+        text=outcome.reply,
+        model=outcome.model,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        cost_usd=outcome.cost_usd,
+        latency_ms=outcome.latency_ms,
+        sent_at=now if outcome.delivered else None,
+        created_at=now,
+    )
+    return reply.pk
+
+
+def message_mark(*, message_pk: int, status: str, reason: str = "") -> None:
+    """Change one inbound message's status (interrupted, deferred, …)."""
+    Message.objects.filter(pk=message_pk).update(status=status, status_reason=reason[:64])

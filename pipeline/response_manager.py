@@ -1,0 +1,208 @@
+"""Step 5, the response manager: formats a reply for its transport and delivers it.
+
+Formatting: for a ``telegram_html`` transport, Claude's Markdown becomes Telegram HTML split
+into parts of at most ``max_message_length`` UTF-16 units on paragraph and code-fence
+boundaries (``pipeline.formatting``); if the transport refuses the entities
+(``FormattingRejected``), the same reply goes out as plain text. A ``markdown`` transport
+gets the text as is, split only if it has a limit.
+
+Streaming: ``StreamingReply`` shows the text as it grows by editing one message, no more
+often than the transport's ``edit_interval_seconds``; past the length limit it finishes
+that message and continues in a new one. Typing and status reactions are best effort: a
+failure there is logged, never fatal to the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from pipeline.formatting import html_to_plain, render_for_telegram, split_plain_text
+from pipeline.types import DeliveryResult, FormattingRejected, Transport
+
+logger = logging.getLogger(__name__)
+
+REACTION_RECEIVED = "👀"
+REACTION_THINKING = "🤔"
+REACTION_DONE = "👍"
+REACTION_FAILED = "❌"
+TYPING_INTERVAL_SECONDS = 4.0
+_PLAIN_LIMIT = 2**31
+
+
+def format_parts(text: str, transport: Transport) -> list[str]:
+    """The messages to send for ``text`` on ``transport``, in order ([] if blank)."""
+    if transport.text_format == "telegram_html":
+        return render_for_telegram(text, limit=transport.max_message_length)
+    return split_plain_text(text, transport.max_message_length or _PLAIN_LIMIT)
+
+
+def plain_parts(text: str, transport: Transport) -> list[str]:
+    """The same reply without formatting, for when the transport refused the entities."""
+    plain = text
+    if transport.text_format == "telegram_html":
+        plain = "\n\n".join(html_to_plain(part) for part in format_parts(text, transport))
+    return split_plain_text(plain, transport.max_message_length or _PLAIN_LIMIT)
+
+
+class ResponseManager:
+    async def deliver(
+        self, transport: Transport, chat_id: str, text: str, *, reply_to: str | None = None
+    ) -> DeliveryResult:
+        """Send ``text`` (Markdown) as one or more messages."""
+        return await self._send_parts(transport, chat_id, text, reply_to=reply_to, existing=())
+
+    async def _send_parts(
+        self,
+        transport: Transport,
+        chat_id: str,
+        text: str,
+        *,
+        reply_to: str | None,
+        existing: tuple[str, ...],
+    ) -> DeliveryResult:
+        """Send ``text``'s parts, editing the ``existing`` (streamed) messages first. If the
+        formatting is refused midway, the plain pass edits what the first pass sent."""
+        known = list(existing)
+        try:
+            ids = await self._write(
+                transport, chat_id, format_parts(text, transport), reply_to, known
+            )
+            return DeliveryResult(delivered=True, transport_message_ids=ids, parts=len(ids))
+        except FormattingRejected:
+            logger.info("transport %s refused the formatting; sending plain text", transport.name)
+        except Exception as error:
+            return _undelivered(transport, error)
+        try:
+            ids = await self._write(
+                transport, chat_id, plain_parts(text, transport), reply_to, known
+            )
+        except Exception as error:
+            return _undelivered(transport, error)
+        return DeliveryResult(
+            delivered=True, transport_message_ids=ids, parts=len(ids), plain_fallback=True
+        )
+
+    @staticmethod
+    async def _write(
+        transport: Transport,
+        chat_id: str,
+        parts: list[str],
+        reply_to: str | None,
+        known: list[str],
+    ) -> tuple[str, ...]:
+        """Edit ``known`` messages into the first parts, send the rest (appending to it)."""
+        for index, part in enumerate(parts):
+            if index < len(known):
+                await transport.edit_text(chat_id, known[index], part)
+            else:
+                first = not known
+                known.append(
+                    await transport.send_text(chat_id, part, reply_to=reply_to if first else None)
+                )
+        return tuple(known[: len(parts)])
+
+    def stream(
+        self, transport: Transport, chat_id: str, *, reply_to: str | None = None
+    ) -> StreamingReply:
+        return StreamingReply(self, transport, chat_id, reply_to=reply_to)
+
+    @staticmethod
+    async def react(transport: Transport, chat_id: str, message_id: str, emoji: str) -> None:
+        await _best_effort(transport.react(chat_id, message_id, emoji), "reaction")
+
+    @staticmethod
+    def keep_typing(transport: Transport, chat_id: str) -> asyncio.Task[None]:
+        """Show "typing…" now and every few seconds until the returned task is cancelled."""
+
+        async def loop() -> None:
+            while True:
+                await _best_effort(transport.send_typing(chat_id), "typing")
+                await asyncio.sleep(TYPING_INTERVAL_SECONDS)
+
+        return asyncio.create_task(loop(), name=f"typing:{chat_id}")
+
+
+class StreamingReply:
+    """A reply that grows: ``update`` with the accumulated Markdown, then ``finish``."""
+
+    def __init__(
+        self,
+        manager: ResponseManager,
+        transport: Transport,
+        chat_id: str,
+        *,
+        reply_to: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.manager = manager
+        self.transport = transport
+        self.chat_id = chat_id
+        self.reply_to = reply_to
+        self.clock = clock
+        self.message_ids: list[str] = []
+        self.edits = 0
+        self._shown: list[str] = []
+        self._last_write = float("-inf")
+        self._failed = False
+
+    async def update(self, text: str) -> None:
+        """Show ``text`` (may also shrink when a failed attempt is retried from scratch).
+        Skipped if the last write was too recent: the final text always lands in ``finish``."""
+        if self._failed or not self.transport.streams:
+            return
+        if self.clock() - self._last_write < self.transport.edit_interval_seconds:
+            return
+        parts = format_parts(text, self.transport)
+        if not parts:
+            return
+        try:
+            for index, part in enumerate(parts):
+                await self._show(part, index=index)
+        except Exception as error:
+            # Streaming is a courtesy; the final delivery will try again from what was shown.
+            logger.info("streamed edit failed: %s", type(error).__name__)
+            self._failed = True
+        self._last_write = self.clock()
+
+    async def _show(self, part: str, *, index: int) -> None:
+        if index < len(self.message_ids):
+            if self._shown[index] != part:
+                await self.transport.edit_text(self.chat_id, self.message_ids[index], part)
+                self._shown[index] = part
+                self.edits += 1
+            return
+        reply_to = self.reply_to if not self.message_ids else None
+        self.message_ids.append(
+            await self.transport.send_text(self.chat_id, part, reply_to=reply_to)
+        )
+        self._shown.append(part)
+
+    async def finish(self, text: str) -> DeliveryResult:
+        """Deliver the final ``text``: edit the streamed messages into its parts, send the rest.
+        Streamed messages beyond the final parts (the reply shrank) are edited to a marker."""
+        result = await self.manager._send_parts(
+            self.transport,
+            self.chat_id,
+            text,
+            reply_to=self.reply_to,
+            existing=tuple(self.message_ids),
+        )
+        if result.delivered and len(self.message_ids) > result.parts:
+            for stale in self.message_ids[result.parts :]:
+                await _best_effort(self.transport.edit_text(self.chat_id, stale, "…"), "edit")
+        return result
+
+
+async def _best_effort(action: Awaitable[None], what: str) -> None:
+    try:
+        await action
+    except Exception as error:
+        logger.info("%s failed: %s", what, type(error).__name__)
+
+
+def _undelivered(transport: Transport, error: Exception) -> DeliveryResult:
+    logger.warning("delivery to %s failed: %s", transport.name, type(error).__name__)
+    return DeliveryResult(delivered=False, error=f"{type(error).__name__}: {error}"[:300])
