@@ -50,7 +50,7 @@ lint: setup-dev
 	$(BIN)/ruff format --check .
 
 typecheck: setup-dev
-	$(BIN)/mypy pipeline telegram_bridge
+	$(BIN)/mypy pipeline telegram_bridge aisystem/api
 
 pytest: setup-dev
 	$(PY) manage.py makemigrations --check --dry-run

@@ -13,6 +13,11 @@ SCHEDULES = {
         "schedule_type": "I",  # django_q.models.Schedule.MINUTES
         "minutes": 10,
     },
+    "pipeline: answer deferred messages once Claude is back": {
+        "func": "aisystem.tasks.answer_deferred_messages",
+        "schedule_type": "I",
+        "minutes": 1,
+    },
 }
 
 

@@ -7,3 +7,9 @@ from aisystem.services.rate_limits import rate_counters_purge
 
 def purge_rate_counters() -> int:
     return rate_counters_purge()
+
+
+def answer_deferred_messages() -> int:
+    from pipeline.deferred import deferred_answer
+
+    return deferred_answer()

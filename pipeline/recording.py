@@ -28,6 +28,7 @@ class Outcome:
     reply_kind: str = MessageKind.TEXT
     reply_ids: tuple[str, ...] = ()
     delivered: bool = True
+    queued: bool = False  # the reply waits in the outbox for its transport's sender
     model: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
@@ -75,8 +76,12 @@ def _reply_record(outcome: Outcome, *, now: datetime) -> int:
         identity_id=outcome.identity_pk,
         reply_to_id=outcome.message_pk,
         kind=outcome.reply_kind,
-        status=MessageStatus.DELIVERED if outcome.delivered else MessageStatus.FAILED,
-        status_reason="" if outcome.delivered else "delivery_failed",
+        status=_reply_status(outcome),
+        status_reason="queued"
+        if outcome.queued
+        else ""
+        if outcome.delivered
+        else "delivery_failed",
         text=outcome.reply,
         model=outcome.model,
         input_tokens=outcome.input_tokens,
@@ -87,6 +92,12 @@ def _reply_record(outcome: Outcome, *, now: datetime) -> int:
         created_at=now,
     )
     return reply.pk
+
+
+def _reply_status(outcome: Outcome) -> str:
+    if outcome.delivered:
+        return MessageStatus.DELIVERED
+    return MessageStatus.PROCESSING if outcome.queued else MessageStatus.FAILED
 
 
 def message_mark(*, message_pk: int, status: str, reason: str = "") -> None:

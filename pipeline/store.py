@@ -331,6 +331,27 @@ def conversation_active(chat: Chat, workspace: Workspace, identity: Identity) ->
         return Conversation.objects.get(chat=chat, workspace=workspace, ended_at__isnull=True)
 
 
+def context_for_stored(row: Message, identity: Identity) -> tuple[InboundMessage, MessageContext]:
+    """An already stored inbound message and its context (deferred answers): its text is
+    what was stored, attachments are gone, the conversation is the chat's current one. It is
+    marked catch-up: it is old by design."""
+    message = InboundMessage(
+        transport=row.transport,
+        chat_id=row.chat.external_id,
+        chat_type=row.chat.chat_type,
+        message_id=row.transport_message_id,
+        sender_id=identity.external_id,
+        sender_username=identity.username,
+        sender_name=identity.display_name,
+        chat_title=row.chat.title,
+        sent_at=row.sent_at or row.created_at,
+        text=row.text,
+        is_catch_up=True,
+    )
+    people = _Participants(identity=identity, chat=row.chat)
+    return message, _context_build(message, people, row)
+
+
 def _context_build(
     message: InboundMessage, people: _Participants, inbound: Message
 ) -> MessageContext:

@@ -13,5 +13,5 @@ class TokenAuth(HttpBearer):
 
     is_async = True  # ninja awaits what __call__ returns
 
-    async def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:  # type: ignore[override]
+    async def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
         return await sync_to_async(api_token_authenticate)(token.strip())

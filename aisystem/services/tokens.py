@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,7 +26,7 @@ def _hash(plaintext: str) -> str:
 
 @transaction.atomic
 def api_token_create(
-    *, name: str, created_by: AbstractBaseUser | None = None, allow: bool = True
+    *, name: str, created_by: User | None = None, allow: bool = True
 ) -> tuple[ApiToken, str]:
     """Create a token; returns it with its plaintext, which is never retrievable again.
 

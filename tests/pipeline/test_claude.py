@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -153,7 +154,7 @@ state_of_breaker = sync_to_async(breaker_state)
 
 def restarts(texts: list[str]) -> int:
     """How often the accumulated text shrank: each is an attempt starting again from ""."""
-    return sum(1 for before, after in zip(texts, texts[1:], strict=False) if len(after) < len(before))
+    return sum(1 for before, after in pairwise(texts) if len(after) < len(before))
 
 
 # -- answers ----------------------------------------------------------------------------------

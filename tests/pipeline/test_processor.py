@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
+from django.core.cache import cache
 from django.utils import timezone
 
 from aisystem.models import (
@@ -27,12 +28,14 @@ from aisystem.models import (
     Identity,
     Message,
     MessageStatus,
+    OutboxItem,
     RateLimitPolicy,
     ReplyMode,
     Role,
     Workspace,
 )
 from pipeline.claude import ClaudeClient
+from pipeline.deferred import deferred_answer
 from pipeline.fakeclaude import (
     SERVER_ERROR,
     SLOW,
@@ -529,3 +532,48 @@ async def test_no_secret_reaches_an_event(
     dumped = json.dumps([row async for row in Event.objects.values("summary", "data")], default=str)
     assert PRIMARY_KEY not in dumped
     assert await sync_to_async(Event.objects.count)() >= 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_message_is_answered_once_claude_is_back(
+    fake_claude: FakeClaude, allow_everyone: AccessRule
+) -> None:
+    fake_claude.set_scenario(UNAUTHORIZED, times=1)
+    first = async_to_sync(make_processor(fake_claude).process_message)(
+        message("are you back?"), RecordingTransport()
+    )
+    client = ClaudeClient(base_url=fake_claude.base_url, fallback_api_key=PRIMARY_KEY)
+    assert first.status == "deferred"
+    cache.clear()  # the fallback key's "invalid" mark: staff fixed the key
+
+    answered = deferred_answer(client=client)
+    again = deferred_answer(client=client)
+
+    assert (answered, again) == (1, 0)
+    inbound = Message.objects.get(pk=first.message_id)
+    assert (inbound.status, inbound.status_reason) == (MessageStatus.ANSWERED, "deferred")
+    item = OutboxItem.objects.get()
+    assert "are you back?" in item.text
+    assert item.reply_to_transport_message_id == inbound.transport_message_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deferred_messages_expire_after_a_day(fake_claude: FakeClaude) -> None:
+    chat = Chat.objects.create(transport="telegram", external_id="1", chat_type=ChatType.PRIVATE)
+    old = Message.objects.create(
+        transport="telegram",
+        chat=chat,
+        transport_message_id="1",
+        direction=Direction.INBOUND,
+        status=MessageStatus.DEFERRED,
+        text="hello",
+        created_at=timezone.now() - timedelta(hours=25),
+    )
+
+    deferred_answer(
+        client=ClaudeClient(base_url=fake_claude.base_url, fallback_api_key=PRIMARY_KEY)
+    )
+
+    old.refresh_from_db()
+    assert (old.status, old.status_reason) == (MessageStatus.FAILED, "expired")
+    assert fake_claude.requests == []

@@ -1,0 +1,383 @@
+"""Benchmark: text messages through the whole pipeline against a floor, on SQLite.
+
+Run: .venv/bin/python bench/pipeline.py [--messages 1000] [--concurrency 1 50] [--profile 200]
+
+Everything runs in this process on a fresh SQLite database in a temporary directory
+(DATABASE_URL and REDIS_URL are ignored, so the developer's data is never touched), against
+``FakeClaude`` on loopback with its default scenario: an echo with no model latency.
+
+For each concurrency, after a warm-up that is not counted:
+- floor: what any gateway must do per message: insert the inbound Message row, one raw
+  ``AsyncAnthropic`` streaming call, insert the outbound Message row;
+- pipeline: ``UnifiedMessageProcessor.process_message`` with a transport that does nothing.
+Messages go round-robin over ``--chats`` private chats, one sender each. Figures are p50/p99
+of end-to-end latency, messages per second (wall clock), the pipeline's overhead over the
+floor (difference of the p50s), the ratio between the two, and the median of each step the
+processor times itself. ``--profile N`` then runs N more messages one at a time and prints
+the SQL they issued (grouped, per message) and the functions where the time went. Nothing is
+asserted: these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import itertools
+import os
+import pstats
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+KEY = "sk-ant-bench"
+STEPS = ("gate", "context", "route", "agent", "delivery", "total")
+TARGET_OVERHEAD_MS = 15.0
+TARGET_RATE = 200.0
+TARGET_RATIO = 2.0
+
+_ids = itertools.count(1)
+
+
+def setup_django(data_dir: str) -> None:
+    os.environ["AISYSTEM_DATA_DIR"] = data_dir
+    for name in ("DATABASE_URL", "REDIS_URL"):  # the figures are for SQLite, in a scratch dir
+        os.environ.pop(name, None)
+    os.environ["DEBUG"] = "false"  # DEBUG keeps every query in memory
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aisystem.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)  # the cache is the database one here
+
+
+class NullTransport:
+    """A Telegram-shaped transport that delivers nowhere, instantly."""
+
+    name = "telegram"
+    text_format: Literal["telegram_html", "markdown"] = "telegram_html"
+    max_message_length = 4096
+    streams = False
+    edit_interval_seconds = 0.0
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(10**6)
+
+    async def send_text(self, chat_id: str, text: str, *, reply_to: str | None = None) -> str:
+        return str(next(self._ids))
+
+    async def edit_text(self, chat_id: str, message_id: str, text: str) -> None:
+        return None
+
+    async def send_typing(self, chat_id: str) -> None:
+        return None
+
+    async def react(self, chat_id: str, message_id: str, emoji: str | None) -> None:
+        return None
+
+    async def send_media(
+        self, chat_id: str, media: Any, *, caption: str = "", reply_to: str | None = None
+    ) -> str:
+        return await self.send_text(chat_id, caption, reply_to=reply_to)
+
+
+@dataclass
+class Run:
+    latencies_ms: list[float]
+    elapsed_s: float
+    timings: list[dict[str, float]]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms)
+
+    @property
+    def p99(self) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100)[98]
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.elapsed_s
+
+
+async def load(
+    call: Callable[[int], Awaitable[dict[str, float] | None]], messages: int, concurrency: int
+) -> Run:
+    """``messages`` calls of ``call(i)`` from ``concurrency`` workers; each call's latency."""
+    todo = iter(range(messages))
+    latencies: list[float] = []
+    timings: list[dict[str, float]] = []
+
+    async def worker() -> None:
+        for i in todo:
+            start = time.perf_counter()
+            steps = await call(i)
+            latencies.append((time.perf_counter() - start) * 1000)
+            if steps is not None:
+                timings.append(steps)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Run(latencies, time.perf_counter() - start, timings)
+
+
+class Bench:
+    """The two ways through, sharing one fake and one set of chats."""
+
+    def __init__(self, base_url: str, chats: int) -> None:
+        import anthropic  # noqa: TID251 - the floor is the raw SDK call, by definition
+
+        from aisystem.models import AccessAction, AccessRule, Chat, ChatType
+        from pipeline.claude import ClaudeClient
+        from pipeline.processor import UnifiedMessageProcessor
+
+        AccessRule.objects.create(action=AccessAction.ALLOW, match_everyone=True)
+        self.chats = chats
+        self.floor_chats = [
+            Chat.objects.create(
+                transport="telegram", external_id=f"floor-{n}", chat_type=ChatType.PRIVATE
+            )
+            for n in range(chats)
+        ]
+        self.sdk = anthropic.AsyncAnthropic(api_key=KEY, base_url=base_url, max_retries=0)
+        client = ClaudeClient(base_url=base_url, fallback_api_key=KEY)
+        self.processor = UnifiedMessageProcessor(client=client)
+        self.transport = NullTransport()
+        self.failures: Counter[str] = Counter()
+
+    def inbound(self, i: int) -> Any:
+        from django.utils import timezone
+
+        from aisystem.models import ChatType
+        from pipeline.types import InboundMessage
+
+        who = str(i % self.chats + 1)
+        return InboundMessage(
+            transport="telegram",
+            chat_id=who,
+            chat_type=ChatType.PRIVATE,
+            message_id=str(next(_ids)),
+            sender_id=who,
+            sender_username=f"user{who}",
+            sender_name=f"User {who}",
+            sent_at=timezone.now(),
+            text=f"Hello, this is message {i}. What is 2+2?",
+        )
+
+    async def pipeline(self, i: int) -> dict[str, float]:
+        result = await self.processor.process_message(self.inbound(i), self.transport)
+        if result.status != "answered":
+            self.failures[f"pipeline {result.status}: {result.reason}"] += 1
+        return result.timings_ms
+
+    async def floor(self, i: int) -> None:
+        from asgiref.sync import sync_to_async
+
+        message = self.inbound(i)
+        chat = self.floor_chats[i % self.chats]
+        inbound_pk = await sync_to_async(_floor_inbound)(chat.pk, message.message_id, message.text)
+        async with self.sdk.messages.stream(
+            model="claude-sonnet-4-6",
+            max_tokens=1024,
+            messages=[{"role": "user", "content": message.text}],
+        ) as stream:
+            final = await stream.get_final_message()
+        text = "".join(block.text for block in final.content if block.type == "text")
+        await sync_to_async(_floor_outbound)(chat.pk, inbound_pk, text)
+        return None
+
+    async def aclose(self) -> None:
+        await self.sdk.close()
+        await self.processor.agent.client.aclose()  # type: ignore[attr-defined]
+
+
+def _floor_inbound(chat_pk: int, message_id: str, text: str) -> int:
+    from django.utils import timezone
+
+    from aisystem.models import Direction, Message, MessageStatus
+
+    now = timezone.now()
+    row = Message.objects.create(
+        transport="telegram",
+        chat_id=chat_pk,
+        transport_message_id=message_id,
+        direction=Direction.INBOUND,
+        status=MessageStatus.PROCESSING,
+        text=text,
+        sent_at=now,
+        created_at=now,
+    )
+    return row.pk
+
+
+def _floor_outbound(chat_pk: int, inbound_pk: int, text: str) -> None:
+    from django.utils import timezone
+
+    from aisystem.models import Direction, Message, MessageStatus
+
+    now = timezone.now()
+    Message.objects.create(
+        transport="telegram",
+        chat_id=chat_pk,
+        transport_message_id=f"out-{inbound_pk}",
+        direction=Direction.OUTBOUND,
+        reply_to_id=inbound_pk,
+        status=MessageStatus.DELIVERED,
+        text=text,
+        sent_at=now,
+        created_at=now,
+    )
+
+
+# --- Printing ------------------------------------------------------------------------------
+
+
+def row(name: str, run: Run) -> str:
+    return (
+        f"  {name:<10} p50 {run.p50:8.2f} ms  p99 {run.p99:8.2f} ms  {run.rate:7.0f} msg/s"
+        f"  ({len(run.latencies_ms)} in {run.elapsed_s:.1f} s)"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report(concurrency: int, floor: Run, pipeline: Run) -> None:
+    overhead = pipeline.p50 - floor.p50
+    ratio = pipeline.p50 / floor.p50
+    print(f"\nconcurrency {concurrency}")
+    print(row("floor", floor))
+    print(row("pipeline", pipeline))
+    print(
+        f"  overhead p50 {overhead:.2f} ms   ratio to floor: p50 {ratio:.2f}, "
+        f"throughput {floor.rate / pipeline.rate:.2f}"
+    )
+    steps = "  ".join(
+        f"{step} {statistics.median(t.get(step, 0.0) for t in pipeline.timings):.2f}"
+        for step in STEPS
+    )
+    print(f"  pipeline steps, median ms: {steps}")
+    after_total = pipeline.p50 - statistics.median(t["total"] for t in pipeline.timings)
+    print(f"  after 'total' (recording the outcome), by difference of medians: {after_total:.2f}")
+    print(
+        f"  targets: overhead p50 <= {TARGET_OVERHEAD_MS:g} ms "
+        f"{verdict(overhead <= TARGET_OVERHEAD_MS)}; >= {TARGET_RATE:g} msg/s "
+        f"{verdict(pipeline.rate >= TARGET_RATE)}; ratio <= {TARGET_RATIO:g} "
+        f"{verdict(ratio <= TARGET_RATIO)}"
+    )
+
+
+# --- Profiling -----------------------------------------------------------------------------
+
+_SQL_SHAPE = re.compile(r"'[^']*'|\b\d+(\.\d+)?\b|%s")
+
+
+class QueryLog:
+    """An execute wrapper: how often each statement shape ran and how long it took."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.ms: defaultdict[str, float] = defaultdict(float)
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            shape = _SQL_SHAPE.sub("?", sql)[:110]
+            self.counts[shape] += 1
+            self.ms[shape] += (time.perf_counter() - start) * 1000
+
+
+def _watch(log: QueryLog | None) -> None:
+    from django.db import connection
+
+    if log is None:
+        connection.execute_wrappers.pop()
+    else:
+        connection.execute_wrappers.append(log)
+
+
+async def profile(bench: Bench, messages: int) -> None:
+    """One message at a time; the SQL of the worker thread (every ORM call runs there)."""
+    from asgiref.sync import sync_to_async
+
+    log = QueryLog()
+    await sync_to_async(_watch)(log)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    await load(bench.pipeline, messages, 1)
+    profiler.disable()
+    await sync_to_async(_watch)(None)
+    total = sum(log.counts.values())
+    print(f"\nprofile: {messages} messages at concurrency 1, {total / messages:.1f} queries each")
+    print(f"  {'per msg':>7} {'ms/msg':>7}  statement")
+    for shape, count in log.counts.most_common():
+        print(f"  {count / messages:7.2f} {log.ms[shape] / messages:7.3f}  {shape}")
+    print("\n  event-loop thread, by cumulative time (worker-thread time shows as waiting):")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+
+
+# --- Main ----------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace, base_url: str) -> None:
+    from asgiref.sync import sync_to_async
+
+    bench = await sync_to_async(Bench)(base_url, args.chats)
+    try:
+        # Warm-up: every chat, sender and conversation exists; connections and imports are hot.
+        await load(bench.floor, 2 * args.chats, 1)
+        await load(bench.pipeline, 2 * args.chats, 1)
+        for concurrency in args.concurrency:
+            await load(bench.floor, args.chats, concurrency)
+            floor = await load(bench.floor, args.messages, concurrency)
+            await load(bench.pipeline, args.chats, concurrency)
+            pipeline = await load(bench.pipeline, args.messages, concurrency)
+            report(concurrency, floor, pipeline)
+        if args.profile:
+            await profile(bench, args.profile)
+    finally:
+        await bench.aclose()
+    if bench.failures:
+        print(f"\nnot answered: {dict(bench.failures)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=1000, help="per run (default 1000)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
+    parser.add_argument("--chats", type=int, default=50, help="distinct chats (one sender each)")
+    parser.add_argument("--profile", type=int, default=0, help="then profile this many messages")
+    args = parser.parse_args()
+
+    data_dir = tempfile.mkdtemp(prefix="aisystem-bench-")
+    setup_django(data_dir)
+    from django.db import connection
+
+    from pipeline.fakeclaude import FakeClaude
+
+    print(
+        f"database: {connection.vendor} in {data_dir}; {args.messages} text messages per run, "
+        f"{args.chats} chats, fake Claude echoing with no latency; {os.cpu_count()} CPUs"
+    )
+    with FakeClaude(api_keys=[KEY]) as fake:
+        asyncio.run(run(args, fake.base_url))
+
+
+if __name__ == "__main__":
+    main()
