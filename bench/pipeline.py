@@ -28,6 +28,7 @@ import os
 import pstats
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +55,8 @@ def setup_django(data_dir: str) -> None:
     for name in ("DATABASE_URL", "REDIS_URL"):  # the figures are for SQLite, in a scratch dir
         os.environ.pop(name, None)
     os.environ["DEBUG"] = "false"  # DEBUG keeps every query in memory
+    # httpx2 and the fake log a line per request at INFO; LOG_LEVEL=INFO measures with them.
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aisystem.settings")
     import django
 
@@ -357,26 +360,58 @@ async def run(args: argparse.Namespace, base_url: str) -> None:
         print(f"\nnot answered: {dict(bench.failures)}")
 
 
+def serve_fake() -> None:
+    """The fake in its own process, as Claude would be: its CPU is not the gateway's. Prints
+    its base URL, serves until stdin closes."""
+    from pipeline.fakeclaude import FakeClaude
+    from pipeline.fakeclaude.handler import MessagesHandler
+    from pipeline.fakeclaude.server import _Server
+
+    # Two fixes the fake needs (see the report that came with this file): without TCP_NODELAY
+    # its small SSE writes meet delayed ACKs, ~40 ms per call; with the default listen backlog
+    # of 5, a burst of 50 new connections gets resets and 1 s SYN retries.
+    MessagesHandler.disable_nagle_algorithm = True
+    _Server.request_queue_size = 256
+    with FakeClaude(api_keys=[KEY]) as fake:
+        print(fake.base_url, flush=True)
+        sys.stdin.read()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1000, help="per run (default 1000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
     parser.add_argument("--chats", type=int, default=50, help="distinct chats (one sender each)")
     parser.add_argument("--profile", type=int, default=0, help="then profile this many messages")
+    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_fake:
+        serve_fake()
+        return
 
     data_dir = tempfile.mkdtemp(prefix="aisystem-bench-")
     setup_django(data_dir)
     from django.db import connection
 
-    from pipeline.fakeclaude import FakeClaude
-
     print(
         f"database: {connection.vendor} in {data_dir}; {args.messages} text messages per run, "
-        f"{args.chats} chats, fake Claude echoing with no latency; {os.cpu_count()} CPUs"
+        f"{args.chats} chats; fake Claude in its own process, echoing with no latency; "
+        f"{os.cpu_count()} CPUs"
     )
-    with FakeClaude(api_keys=[KEY]) as fake:
-        asyncio.run(run(args, fake.base_url))
+    fake = subprocess.Popen(
+        [sys.executable, __file__, "--serve-fake"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert fake.stdout is not None and fake.stdin is not None
+        base_url = fake.stdout.readline().strip()
+        asyncio.run(run(args, base_url))
+    finally:
+        if fake.stdin is not None:
+            fake.stdin.close()
+        fake.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ be dead (its process died) and may be claimed again; a probe that ends without a
 (cancelled, no usable key, a bad request) is released so the next caller probes at once.
 
 What counts as a failure is the caller's choice; the Claude client records one failure per
-``create()`` that gave up after its retries (see ``pipeline.claude``).
+``create()`` that gave up after its retries (see ``pipeline.claude``). To keep the hot path to
+one write, a successful call whose ticket was ``clean`` records nothing: the count it would reset
+was zero when it started, and failures counted while it was in flight keep counting.
 
 Every change is one conditional ``UPDATE ... WHERE state = ...`` whose row count says whether
 this caller won, so of two racing processes only one can open, claim or close, on Postgres and
@@ -42,10 +44,12 @@ class BreakerPolicy:
 @dataclass(frozen=True)
 class BreakerTicket:
     """``allowed`` says whether the caller may call the service; ``probe_claimed_at`` is set
-    when this caller holds the half-open probe (pass it to ``breaker_release_probe``)."""
+    when this caller holds the half-open probe (pass it to ``breaker_release_probe``).
+    ``clean`` means the breaker was closed with no failure counted when the call was let in."""
 
     allowed: bool
     probe_claimed_at: datetime | None = None
+    clean: bool = False
 
 
 def breaker_policy() -> BreakerPolicy:
@@ -62,9 +66,11 @@ def breaker_admit(
     """May a call go out now? Closed (or no row yet): yes. Open before ``open_until``: no.
     Open after it, or half-open with a stale probe: yes for the one caller that claims the probe.
     """
-    row = _rows(service).values("state", "open_until").first()
+    rows = _rows(service).values("state", "open_until", "consecutive_failures")[:1]
+    row = rows[0] if rows else None
     if row is None or row["state"] == State.CLOSED:
-        return BreakerTicket(allowed=True)
+        clean = row is None or row["consecutive_failures"] == 0
+        return BreakerTicket(allowed=True, clean=clean)
     if row["state"] == State.OPEN and row["open_until"] is not None and row["open_until"] > now:
         return BreakerTicket(allowed=False)
     policy = policy or breaker_policy()

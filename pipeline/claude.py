@@ -86,6 +86,7 @@ class _Call:
     on_text: TextCallback | None
     fallback_secret: str
     probe_claimed_at: datetime | None
+    breaker_clean: bool
     max_attempts: int
     backoff_base: float
     backoff_max: float
@@ -150,6 +151,7 @@ class ClaudeClient:
             on_text=on_text,
             fallback_secret=fallback,
             probe_claimed_at=ticket.probe_claimed_at,
+            breaker_clean=ticket.clean,
             max_attempts=int(figures["MAX_ATTEMPTS"]),
             backoff_base=float(figures["BACKOFF_BASE_SECONDS"]),
             backoff_max=float(figures["BACKOFF_MAX_SECONDS"]),
@@ -172,7 +174,9 @@ class ClaudeClient:
                 failures += 1
             attempt = await self._attempt(call, key)
             if attempt.reply is not None:
-                await _settle(Settlement(attempt, "success", call.probe_claimed_at))
+                await _settle(
+                    Settlement(attempt, "success", call.probe_claimed_at, call.breaker_clean)
+                )
                 return attempt.reply
             _log_failure(attempt)
             if attempt.fault is Fault.PERMANENT:

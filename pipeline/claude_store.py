@@ -93,6 +93,7 @@ class Settlement:
     attempt: Attempt | None
     verdict: Verdict | None
     probe_claimed_at: datetime | None
+    breaker_clean: bool = False  # the ticket's ``clean``: a success has nothing to reset
     pick_next: bool = False
     excluded: frozenset[int | None] = frozenset()  # credential ids; None is the fallback
     fallback_secret: str = field(default="", repr=False)
@@ -125,7 +126,7 @@ def settle(settlement: Settlement) -> KeyPick:
         if attempt is not None:
             _record_call(attempt, now)
             _mark_key(attempt, now)
-        if settlement.verdict == "success":
+        if settlement.verdict == "success" and not settlement.breaker_clean:
             breaker.breaker_record_success(SERVICE, now=now)
         elif settlement.verdict == "failure":
             error = attempt.error if attempt else "failed"
@@ -142,14 +143,15 @@ def pick_key(now: datetime, excluded: frozenset[int | None], fallback_secret: st
     ids = [pk for pk in excluded if pk is not None]
     rows = ApiCredential.objects.filter(_usable(now), provider=SERVICE).exclude(pk__in=ids)
     order = ("priority", F("last_used_at").asc(nulls_first=True), "pk")
-    row = rows.order_by(*order).only("pk", "label", "secret", "status").first()
-    if row is not None:
-        ApiCredential.objects.filter(pk=row.pk).update(last_used_at=now)
-        if row.status == CredentialStatus.COOLING_DOWN:  # its cooldown is over
+    found = rows.order_by(*order).values_list("pk", "label", "secret", "status")[:1]
+    if found:
+        pk, label, secret, status = found[0]
+        ApiCredential.objects.filter(pk=pk).update(last_used_at=now)
+        if status == CredentialStatus.COOLING_DOWN:  # its cooldown is over
             ApiCredential.objects.filter(
-                pk=row.pk, status=CredentialStatus.COOLING_DOWN, cooldown_until__lte=now
+                pk=pk, status=CredentialStatus.COOLING_DOWN, cooldown_until__lte=now
             ).update(status=CredentialStatus.ACTIVE, cooldown_until=None)
-        return KeyPick(ApiKey(row.label, row.secret, row.pk))
+        return KeyPick(ApiKey(label, secret, pk))
     fallback = ApiKey(FALLBACK_LABEL, fallback_secret) if fallback_secret else None
     marks = cache.get_many(_fallback_cache_keys(fallback_secret)) if fallback else {}
     if fallback is not None and None not in excluded and not marks:

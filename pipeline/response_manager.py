@@ -29,6 +29,7 @@ REACTION_THINKING = "🤔"
 REACTION_DONE = "👍"
 REACTION_FAILED = "❌"
 TYPING_INTERVAL_SECONDS = 4.0
+LEFTOVER_MARK = "…"
 _PLAIN_LIMIT = 2**31
 
 
@@ -52,7 +53,7 @@ class ResponseManager:
         self, transport: Transport, chat_id: str, text: str, *, reply_to: str | None = None
     ) -> DeliveryResult:
         """Send ``text`` (Markdown) as one or more messages."""
-        return await self._send_parts(transport, chat_id, text, reply_to=reply_to, existing=())
+        return await self._send_parts(transport, chat_id, text, reply_to=reply_to, shown=[])
 
     async def _send_parts(
         self,
@@ -61,28 +62,32 @@ class ResponseManager:
         text: str,
         *,
         reply_to: str | None,
-        existing: tuple[str, ...],
+        shown: list[tuple[str, str]],
     ) -> DeliveryResult:
-        """Send ``text``'s parts, editing the ``existing`` (streamed) messages first. If the
-        formatting is refused midway, the plain pass edits what the first pass sent."""
-        known = list(existing)
+        """Send ``text``'s parts, editing the ``shown`` (id, text) messages first. If the
+        formatting is refused midway, the plain pass edits what the first pass sent. An edit
+        that would not change a message is never sent (Telegram refuses it). Messages left
+        over when the reply needs fewer parts than were shown are edited to "…"."""
         try:
-            ids = await self._write(
-                transport, chat_id, format_parts(text, transport), reply_to, known
-            )
-            return DeliveryResult(delivered=True, transport_message_ids=ids, parts=len(ids))
+            parts = format_parts(text, transport)
+            ids = await self._write(transport, chat_id, parts, reply_to, shown)
+            plain = False
         except FormattingRejected:
             logger.info("transport %s refused the formatting; sending plain text", transport.name)
+            try:
+                ids = await self._write(
+                    transport, chat_id, plain_parts(text, transport), reply_to, shown
+                )
+            except Exception as error:
+                return _undelivered(transport, error)
+            plain = True
         except Exception as error:
             return _undelivered(transport, error)
-        try:
-            ids = await self._write(
-                transport, chat_id, plain_parts(text, transport), reply_to, known
-            )
-        except Exception as error:
-            return _undelivered(transport, error)
+        for message_id, current in shown[len(ids) :]:
+            if current != LEFTOVER_MARK:
+                await _best_effort(transport.edit_text(chat_id, message_id, LEFTOVER_MARK), "edit")
         return DeliveryResult(
-            delivered=True, transport_message_ids=ids, parts=len(ids), plain_fallback=True
+            delivered=True, transport_message_ids=ids, parts=len(ids), plain_fallback=plain
         )
 
     @staticmethod
@@ -91,18 +96,23 @@ class ResponseManager:
         chat_id: str,
         parts: list[str],
         reply_to: str | None,
-        known: list[str],
+        shown: list[tuple[str, str]],
     ) -> tuple[str, ...]:
-        """Edit ``known`` messages into the first parts, send the rest (appending to it)."""
+        """Edit the ``shown`` messages into the first parts, send the rest (appending to
+        ``shown`` as it goes, so a second pass knows what is on screen)."""
         for index, part in enumerate(parts):
-            if index < len(known):
-                await transport.edit_text(chat_id, known[index], part)
+            if index < len(shown):
+                message_id, current = shown[index]
+                if current != part:
+                    await transport.edit_text(chat_id, message_id, part)
+                    shown[index] = (message_id, part)
             else:
-                first = not known
-                known.append(
-                    await transport.send_text(chat_id, part, reply_to=reply_to if first else None)
+                first = not shown
+                message_id = await transport.send_text(
+                    chat_id, part, reply_to=reply_to if first else None
                 )
-        return tuple(known[: len(parts)])
+                shown.append((message_id, part))
+        return tuple(message_id for message_id, _ in shown[: len(parts)])
 
     def stream(
         self, transport: Transport, chat_id: str, *, reply_to: str | None = None
@@ -181,19 +191,15 @@ class StreamingReply:
         self._shown.append(part)
 
     async def finish(self, text: str) -> DeliveryResult:
-        """Deliver the final ``text``: edit the streamed messages into its parts, send the rest.
-        Streamed messages beyond the final parts (the reply shrank) are edited to a marker."""
-        result = await self.manager._send_parts(
+        """Deliver the final ``text``: edit the streamed messages into its parts, send the
+        rest; streamed messages beyond the final parts (the reply shrank) become "…"."""
+        return await self.manager._send_parts(
             self.transport,
             self.chat_id,
             text,
             reply_to=self.reply_to,
-            existing=tuple(self.message_ids),
+            shown=list(zip(self.message_ids, self._shown, strict=True)),
         )
-        if result.delivered and len(self.message_ids) > result.parts:
-            for stale in self.message_ids[result.parts :]:
-                await _best_effort(self.transport.edit_text(self.chat_id, stale, "…"), "edit")
-        return result
 
 
 async def _best_effort(action: Awaitable[None], what: str) -> None:

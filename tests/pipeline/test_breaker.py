@@ -40,6 +40,15 @@ def test_a_service_without_history_is_closed_and_allowed() -> None:
     assert breaker_allow(SERVICE, T0, policy=POLICY) is True
 
 
+def test_a_ticket_is_clean_only_while_no_failure_is_counted() -> None:
+    assert breaker_admit(SERVICE, T0, policy=POLICY).clean is True
+
+    breaker_record_failure(SERVICE, "boom", now=T0, policy=POLICY)
+
+    ticket = breaker_admit(SERVICE, T0, policy=POLICY)
+    assert (ticket.allowed, ticket.clean) == (True, False)
+
+
 def test_it_stays_closed_below_the_threshold() -> None:
     opened = [breaker_record_failure(SERVICE, "boom", now=T0, policy=POLICY) for _ in range(2)]
 

@@ -541,6 +541,21 @@ async def test_the_breaker_opens_after_repeated_failed_calls_and_then_refuses_wi
     assert len(await events("breaker.opened")) == 1
 
 
+async def test_a_successful_call_resets_the_count_of_failed_calls(
+    fake_claude: FakeClaude, client: ClaudeClient, settings: Any
+) -> None:
+    settings.CLAUDE = {**settings.CLAUDE, "MAX_ATTEMPTS": 1}
+    await add_key("main", PRIMARY_KEY)
+    fake_claude.set_scenario(SERVER_ERROR, times=1)
+    with pytest.raises(IntegrationError):
+        await client.create(HELLO)
+
+    await client.create(HELLO)
+
+    row = await sync_to_async(CircuitBreaker.objects.get)(service="anthropic")
+    assert (row.state, row.consecutive_failures) == ("closed", 0)
+
+
 async def test_while_the_probe_is_in_flight_other_calls_are_refused_and_its_success_closes(
     fake_claude: FakeClaude, client: ClaudeClient
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -320,22 +321,22 @@ _subjects = st.builds(
     is_blocked=st.booleans(),
 )
 
-_rule_fields = st.fixed_dictionaries(
-    {
-        "action": st.sampled_from([AccessAction.ALLOW, AccessAction.DENY]),
-        "silent": st.booleans(),
-        "match_everyone": st.booleans(),
-        "identity_id": st.sampled_from([None, 1, 2]),
-        "username": st.sampled_from(["", "alice", "ALICE", "bob"]),
-        "chat_id": st.sampled_from([None, 10, 11]),
-        "chat_type": st.sampled_from(["", ChatType.PRIVATE, ChatType.GROUP]),
-        "role": st.sampled_from(["", Role.MEMBER, Role.ADMIN]),
-        "transport": st.sampled_from(["", Transport.TELEGRAM, Transport.WEB]),
-        "api_token_id": st.sampled_from([None, 7]),
-    }
+_rules = st.builds(
+    RuleSpec,
+    id=st.just(0),
+    action=st.sampled_from([AccessAction.ALLOW, AccessAction.DENY]),
+    silent=st.booleans(),
+    match_everyone=st.booleans(),
+    identity_id=st.sampled_from([None, 1, 2]),
+    username=st.sampled_from(["", "alice", "ALICE", "bob"]),
+    chat_id=st.sampled_from([None, 10, 11]),
+    chat_type=st.sampled_from(["", ChatType.PRIVATE, ChatType.GROUP]),
+    role=st.sampled_from(["", Role.MEMBER, Role.ADMIN]),
+    transport=st.sampled_from(["", Transport.TELEGRAM, Transport.WEB]),
+    api_token_id=st.sampled_from([None, 7]),
 )
-_rule_lists = st.lists(_rule_fields, max_size=6).map(
-    lambda fields: [RuleSpec(id=100 + index, **f) for index, f in enumerate(fields)]
+_rule_lists = st.lists(_rules, max_size=6).map(
+    lambda rules: [replace(rule, id=100 + index) for index, rule in enumerate(rules)]
 )
 
 
