@@ -36,10 +36,13 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # the real imports wait for django.setup()
+    from pipeline.types import InboundMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -105,7 +108,7 @@ class Run:
     latencies_ms: list[float]
     elapsed_s: float
     cpu_s: float  # this process, every thread
-    timings: list[dict[str, float]]
+    timings: list[Mapping[str, float]]
 
     @property
     def p50(self) -> float:
@@ -113,6 +116,8 @@ class Run:
 
     @property
     def p99(self) -> float:
+        if len(self.latencies_ms) < 2:
+            return max(self.latencies_ms)
         return statistics.quantiles(self.latencies_ms, n=100)[98]
 
     @property
@@ -125,12 +130,12 @@ class Run:
 
 
 async def load(
-    call: Callable[[int], Awaitable[dict[str, float] | None]], messages: int, concurrency: int
+    call: Callable[[int], Awaitable[Mapping[str, float] | None]], messages: int, concurrency: int
 ) -> Run:
     """``messages`` calls of ``call(i)`` from ``concurrency`` workers; each call's latency."""
     todo = iter(range(messages))
     latencies: list[float] = []
-    timings: list[dict[str, float]] = []
+    timings: list[Mapping[str, float]] = []
 
     async def worker() -> None:
         for i in todo:
@@ -146,7 +151,7 @@ async def load(
 
 
 class Bench:
-    """The two ways through, sharing one fake and one set of chats."""
+    """The two ways through: the floor (its own chats) and the processor, against one fake."""
 
     def __init__(self, base_url: str, chats: int) -> None:
         import anthropic  # noqa: TID251 - the floor is the raw SDK call, by definition
@@ -169,7 +174,7 @@ class Bench:
         self.transport = NullTransport()
         self.failures: Counter[str] = Counter()
 
-    def inbound(self, i: int) -> Any:
+    def inbound(self, i: int) -> InboundMessage:
         from django.utils import timezone
 
         from aisystem.models import ChatType
@@ -188,7 +193,7 @@ class Bench:
             text=f"Hello, this is message {i}. What is 2+2?",
         )
 
-    async def pipeline(self, i: int) -> dict[str, float]:
+    async def pipeline(self, i: int) -> Mapping[str, float]:
         result = await self.processor.process_message(self.inbound(i), self.transport)
         if result.status != "answered":
             self.failures[f"pipeline {result.status}: {result.reason}"] += 1
@@ -385,14 +390,7 @@ def serve_fake() -> None:
     """The fake in its own process, as Claude would be: its CPU is not the gateway's. Prints
     its base URL, serves until stdin closes."""
     from pipeline.fakeclaude import FakeClaude
-    from pipeline.fakeclaude.handler import MessagesHandler
-    from pipeline.fakeclaude.server import _Server
 
-    # Two fixes the fake needs (see the report that came with this file): without TCP_NODELAY
-    # its small SSE writes meet delayed ACKs, ~40 ms per call; with the default listen backlog
-    # of 5, a burst of 50 new connections gets resets and 1 s SYN retries.
-    MessagesHandler.disable_nagle_algorithm = True
-    _Server.request_queue_size = 256
     with FakeClaude(api_keys=[KEY]) as fake:
         print(fake.base_url, flush=True)
         sys.stdin.read()

@@ -77,6 +77,9 @@ class _Exchange:
 
 class MessagesHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Each SSE frame is its own small write; with Nagle on, every one waits for the
+    # client's delayed ACK (~40 ms per streamed call on Linux). The real API does not.
+    disable_nagle_algorithm = True
     server: _Server
 
     def version_string(self) -> str:

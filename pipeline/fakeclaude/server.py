@@ -19,6 +19,8 @@ class _Server(ThreadingHTTPServer):
     # Non-daemon threads, joined on close: stop() first wakes every one of them (stop flag for
     # waits, socket shutdown for blocked reads), so the join is quick and nothing outlives stop().
     daemon_threads = False
+    # The default backlog (5) refuses a burst of new connections, as 50 concurrent clients make.
+    request_queue_size = 256
     block_on_close = True
 
     def __init__(self, address: tuple[str, int], fake: FakeClaude) -> None:
