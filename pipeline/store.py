@@ -31,6 +31,7 @@ from aisystem.models import (
 from aisystem.selectors import access_rules_enabled, identity_usage_today
 from aisystem.services.access import AccessSubject
 from aisystem.services.rate_limits import chat_counter_key, identity_counter_key, rate_limit_hit
+from pipeline.config_cache import CONFIG
 from pipeline.context_builder import describe_media, reply_context, strip_mention, trim_history
 from pipeline.events import PendingEvent, events_record, preview
 from pipeline.security_gate import BudgetCheck, RateCheck, SecurityGate
@@ -191,7 +192,7 @@ def _decide(
         api_token_id=message.api_token_id,
         is_blocked=people.identity.is_blocked,
     )
-    decision = gate.validate_access(subject, access_rules_enabled())
+    decision = gate.validate_access(subject, CONFIG.get("rules", access_rules_enabled))
     if not decision.allowed:
         return decision
     personal, chat_policy = _policies(people)
@@ -214,15 +215,24 @@ def _decide(
 
 def _policies(people: _Participants) -> tuple[RateLimitPolicy | None, RateLimitPolicy | None]:
     """The identity's own policy (else its role's), and the chat's. Disabled ones don't count."""
-    found = list(
-        RateLimitPolicy.objects.filter(enabled=True).filter(
-            Q(identity=people.identity) | Q(role=people.identity.role) | Q(chat=people.chat)
-        )
-    )
-    own = next((p for p in found if p.identity_id == people.identity.pk), None)
-    role = next((p for p in found if p.role and p.role == people.identity.role), None)
-    chat = next((p for p in found if p.chat_id == people.chat.pk), None)
+    policies = CONFIG.get("policies", _policies_load)
+    own = policies.get(("identity", people.identity.pk))
+    role = policies.get(("role", people.identity.role))
+    chat = policies.get(("chat", people.chat.pk))
     return own or role, chat
+
+
+def _policies_load() -> dict[tuple[str, object], RateLimitPolicy]:
+    """Every enabled policy by its target: ("identity", id), ("role", name), ("chat", id)."""
+    by_target: dict[tuple[str, object], RateLimitPolicy] = {}
+    for policy in RateLimitPolicy.objects.filter(enabled=True):
+        if policy.identity_id is not None:
+            by_target["identity", policy.identity_id] = policy
+        elif policy.chat_id is not None:
+            by_target["chat", policy.chat_id] = policy
+        else:
+            by_target["role", policy.role] = policy
+    return by_target
 
 
 def _rate_checks(
@@ -291,6 +301,10 @@ def _reject(
 
 def workspace_default() -> Workspace:
     """The default workspace, created on first use so a fresh install answers at once."""
+    return CONFIG.get("default_workspace", _workspace_default_load)
+
+
+def _workspace_default_load() -> Workspace:
     workspace = Workspace.objects.filter(is_default=True).first()
     if workspace is not None:
         return workspace

@@ -94,6 +94,17 @@ def _fast_test_settings(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_config_cache() -> Iterator[None]:
+    """Each test starts with the pipeline reading rules, policies and workspaces afresh
+    (a rolled-back or flushed database sends no signal to clear the per-process copy)."""
+    from pipeline.config_cache import CONFIG
+
+    CONFIG.clear()
+    yield
+    CONFIG.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache(request: pytest.FixtureRequest) -> Iterator[None]:
     """Empty the shared cache after each database test: it holds state that outlives a
     test's database rollback (the fallback key's cooldown, for one)."""

@@ -577,3 +577,15 @@ def test_deferred_messages_expire_after_a_day(fake_claude: FakeClaude) -> None:
     old.refresh_from_db()
     assert (old.status, old.status_reason) == (MessageStatus.FAILED, "expired")
     assert fake_claude.requests == []
+
+
+async def test_an_access_rule_change_applies_to_the_next_message(
+    processor: UnifiedMessageProcessor,
+) -> None:
+    rule = await AccessRule.objects.acreate(action=AccessAction.ALLOW, match_everyone=True)
+    allowed = await processor.process_message(message("first"), RecordingTransport())
+
+    await rule.adelete()
+    denied = await processor.process_message(message("second"), RecordingTransport())
+
+    assert (allowed.status, denied.status) == ("answered", "rejected")
