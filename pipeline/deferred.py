@@ -34,7 +34,7 @@ from aisystem.models import (
     OutboxItem,
     Transport,
 )
-from pipeline import recording, store
+from pipeline import context_store, recording
 from pipeline.agent import ClaudeAPI
 from pipeline.events import PendingEvent
 from pipeline.processor import UnifiedMessageProcessor
@@ -74,7 +74,7 @@ def _claim(message_pk: int) -> _Claimed | None:
                 message_pk=message_pk, status=MessageStatus.FAILED, reason="no_sender"
             )
             return None
-        inbound, context = store.context_for_stored(row, row.identity)
+        inbound, context = context_store.context_for_stored(row, row.identity)
     return _Claimed(message=inbound, context=context)
 
 

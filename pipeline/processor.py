@@ -31,7 +31,7 @@ from pipeline.agent import FAILED_REPLY, AgentOrchestrator, ChatTasks, ClaudeAPI
 from pipeline.agent_request import AttachmentLimits
 from pipeline.claude import ClaudeClient
 from pipeline.command_executor import CommandOutcome, command_execute
-from pipeline.events import PendingEvent, preview
+from pipeline.events import PendingEvent
 from pipeline.response_manager import (
     REACTION_DONE,
     REACTION_FAILED,
@@ -40,6 +40,7 @@ from pipeline.response_manager import (
     ResponseManager,
 )
 from pipeline.security_gate import SecurityGate
+from pipeline.step_events import agent_event, done_event, route_event
 from pipeline.tools import ToolRegistry, default_registry
 from pipeline.type_router import TypeRouter, unsupported_reply
 from pipeline.types import (
@@ -136,7 +137,7 @@ class UnifiedMessageProcessor:
         since = time.perf_counter()
         plan = self.router.plan(message, context)
         journey.lap("route", since)
-        journey.events.append(_route_event(plan))
+        journey.events.append(route_event(plan))
         reply = await self._handle(message, transport, context, plan, journey)
         return await self._finish(message, context, reply, journey)
 
@@ -244,7 +245,7 @@ class UnifiedMessageProcessor:
         finally:
             typing.cancel()
         journey.lap("agent", since)
-        journey.events.append(_agent_event(response))
+        journey.events.append(agent_event(response))
         reply = _agent_reply(response)
         since = time.perf_counter()
         delivery = await streaming.finish(reply.text)
@@ -287,7 +288,16 @@ class UnifiedMessageProcessor:
         agent = reply.agent or AgentResponse(outcome="ok")
         delivery = reply.delivery
         journey.timings["total"] = round((time.perf_counter() - journey.started) * 1000, 3)
-        journey.events.append(_done_event(reply, journey.timings, agent))
+        journey.events.append(
+            done_event(
+                status=reply.status,
+                reason=reply.reason,
+                reply=reply.text,
+                delivery=delivery,
+                timings=journey.timings,
+                cost_usd=agent.cost_usd,
+            )
+        )
         outcome = recording.Outcome(
             message_pk=context.message_pk,
             chat_pk=context.chat_pk,
@@ -374,67 +384,6 @@ def _result_status(status: str) -> ProcessingStatus:
     if status == MessageStatus.IGNORED:
         return "ignored"
     return "failed"
-
-
-# --- Events -------------------------------------------------------------------------------
-
-
-def _route_event(plan: ProcessingPlan) -> PendingEvent:
-    what = f"/{plan.command}" if plan.command else plan.message_type
-    return PendingEvent(
-        kind="route.planned",
-        summary=f"{what} → {plan.handler}" + (f" ({plan.reason})" if plan.reason else ""),
-        data={
-            "type": plan.message_type,
-            "handler": plan.handler,
-            "model": plan.model,
-            "stream": plan.stream,
-            "priority": plan.priority,
-            "reason": plan.reason,
-        },
-    )
-
-
-def _agent_event(response: AgentResponse) -> PendingEvent:
-    level = "info" if response.outcome in ("ok", "cancelled") else "error"
-    return PendingEvent(
-        kind=f"agent.{response.outcome}",
-        summary=(
-            f"{response.model or 'Claude'}: {response.input_tokens}+{response.output_tokens} tokens"
-            if response.outcome == "ok"
-            else f"Claude {response.outcome}"
-        ),
-        level=level,
-        data={
-            "model": response.model,
-            "input_tokens": response.input_tokens,
-            "output_tokens": response.output_tokens,
-            "cost_usd": str(response.cost_usd),
-            "first_text_ms": response.first_text_ms,
-            "tools": [call.name for call in response.tool_calls],
-            "error": preview(response.error),
-        },
-    )
-
-
-def _done_event(reply: _Reply, timings: dict[str, float], agent: AgentResponse) -> PendingEvent:
-    delivered = reply.delivery.delivered if reply.delivery else False
-    return PendingEvent(
-        kind=f"message.{reply.status}",
-        summary=f"{reply.status.capitalize()}"
-        + (", delivered" if delivered else "")
-        + f" in {timings.get('total', 0):.0f} ms",
-        level="info" if reply.status in ("answered", "ignored") else "warning",
-        data={
-            "status": reply.status,
-            "reason": reply.reason,
-            "delivered": delivered,
-            "parts": reply.delivery.parts if reply.delivery else 0,
-            "reply": preview(reply.text),
-            "timings_ms": dict(timings),
-            "cost_usd": str(agent.cost_usd),
-        },
-    )
 
 
 _PROCESSORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, UnifiedMessageProcessor] = (

@@ -14,39 +14,30 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from aisystem.models import (
     Chat,
-    Conversation,
     Direction,
     Identity,
     Message,
-    MessageKind,
     MessageStatus,
     RateLimitPolicy,
     Role,
-    Workspace,
 )
 from aisystem.selectors import access_rules_enabled, identity_usage_today
 from aisystem.services.access import AccessSubject
 from aisystem.services.rate_limits import chat_counter_key, identity_counter_key, rate_limit_hit
 from pipeline.config_cache import CONFIG
-from pipeline.context_builder import describe_media, reply_context, strip_mention, trim_history
-from pipeline.events import PendingEvent, events_record, preview
+from pipeline.context_builder import describe_media
+from pipeline.context_store import context_build
+from pipeline.events import PendingEvent, events_record
 from pipeline.security_gate import BudgetCheck, RateCheck, SecurityGate
+from pipeline.step_events import context_event, gate_event, received_event
 from pipeline.type_router import classify
 from pipeline.types import (
     AccessDecision,
-    HistoryTurn,
     InboundMessage,
     MessageContext,
-    WorkspaceInfo,
-)
-
-DEFAULT_WORKSPACE_SLUG = "assistant"
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a helpful, concise assistant. Answer in the language the user writes in."
 )
 
 
@@ -83,12 +74,12 @@ def admit(message: InboundMessage, *, gate: SecurityGate, now: datetime) -> Admi
             return Admission(decision=gate.duplicate(), timings_ms={"gate": _ms(started)})
         decision = screened or _decide(message, people, gate=gate, now=now)
         gate_ms = _ms(started)
-        events = [_received_event(message, inbound), _gate_event(decision)]
+        events = [received_event(message, inbound), gate_event(decision)]
         if not decision.allowed:
             return _reject(message, people, inbound, decision, events, gate_ms, now=now)
         context_started = time.perf_counter()
-        context = _context_build(message, people, inbound)
-        events.append(_context_event(context))
+        context = context_build(message, people.identity, people.chat, inbound)
+        events.append(context_event(context))
         events_record(
             events, transport=message.transport, chat_id=people.chat.pk, message_id=inbound.pk
         )
@@ -293,179 +284,4 @@ def _reject(
         identity_pk=people.identity.pk,
         notice=notice,
         timings_ms={"gate": gate_ms},
-    )
-
-
-# --- Step 2: context ------------------------------------------------------------------------
-
-
-def workspace_default() -> Workspace:
-    """The default workspace, created on first use so a fresh install answers at once."""
-    return CONFIG.get("default_workspace", _workspace_default_load)
-
-
-def _workspace_default_load() -> Workspace:
-    workspace = Workspace.objects.filter(is_default=True).first()
-    if workspace is not None:
-        return workspace
-    try:
-        with transaction.atomic():
-            workspace, _ = Workspace.objects.update_or_create(
-                slug=DEFAULT_WORKSPACE_SLUG,
-                defaults={"is_default": True, "is_active": True},
-                create_defaults={
-                    "name": "Assistant",
-                    "system_prompt": DEFAULT_SYSTEM_PROMPT,
-                    "is_default": True,
-                },
-            )
-    except IntegrityError:  # another process made one the default first
-        workspace = Workspace.objects.get(is_default=True)
-    return workspace
-
-
-def workspace_for_chat(chat: Chat) -> Workspace:
-    """The staff binding, then the chat's /workspace choice, then the default."""
-    for candidate in (chat.workspace, chat.selected_workspace):
-        if candidate is not None and candidate.is_active:
-            return candidate
-    return workspace_default()
-
-
-def conversation_active(chat: Chat, workspace: Workspace, identity: Identity) -> Conversation:
-    conversation = Conversation.objects.filter(
-        chat=chat, workspace=workspace, ended_at__isnull=True
-    ).first()
-    if conversation is not None:
-        return conversation
-    try:
-        with transaction.atomic():
-            return Conversation.objects.create(chat=chat, workspace=workspace, started_by=identity)
-    except IntegrityError:  # a concurrent message started it
-        return Conversation.objects.get(chat=chat, workspace=workspace, ended_at__isnull=True)
-
-
-def context_for_stored(row: Message, identity: Identity) -> tuple[InboundMessage, MessageContext]:
-    """An already stored inbound message and its context (deferred answers): its text is
-    what was stored, attachments are gone, the conversation is the chat's current one. It is
-    marked catch-up: it is old by design."""
-    message = InboundMessage(
-        transport=row.transport,
-        chat_id=row.chat.external_id,
-        chat_type=row.chat.chat_type,
-        message_id=row.transport_message_id,
-        sender_id=identity.external_id,
-        sender_username=identity.username,
-        sender_name=identity.display_name,
-        chat_title=row.chat.title,
-        sent_at=row.sent_at or row.created_at,
-        text=row.text,
-        is_catch_up=True,
-    )
-    people = _Participants(identity=identity, chat=row.chat)
-    return message, _context_build(message, people, row)
-
-
-def _context_build(
-    message: InboundMessage, people: _Participants, inbound: Message
-) -> MessageContext:
-    chat = people.chat
-    workspace = workspace_for_chat(chat)
-    conversation = conversation_active(chat, workspace, people.identity)
-    Message.objects.filter(pk=inbound.pk).update(conversation=conversation)
-    turns = _history(conversation, before_pk=inbound.pk, limit=workspace.history_max_messages)
-    history, dropped = trim_history(
-        turns,
-        max_messages=workspace.history_max_messages,
-        max_tokens=workspace.history_max_tokens,
-    )
-    return MessageContext(
-        message_pk=inbound.pk,
-        identity_id=people.identity.pk,
-        chat_pk=chat.pk,
-        conversation_id=conversation.pk,
-        workspace=WorkspaceInfo(
-            id=workspace.pk,
-            slug=workspace.slug,
-            name=workspace.name,
-            system_prompt=workspace.system_prompt,
-            model=workspace.model,
-            max_tokens=workspace.max_tokens,
-        ),
-        text=strip_mention(message.text, message.assistant_username),
-        identity_role=people.identity.role,
-        sender_name=people.identity.display_name or people.identity.username,
-        chat_type=chat.chat_type,
-        reply_mode=chat.reply_mode,
-        status_reactions=chat.status_reactions,
-        history=history,
-        history_dropped=dropped,
-        reply_context=reply_context(message),
-        media_description=describe_media(message),
-    )
-
-
-def _history(conversation: Conversation, *, before_pk: int, limit: int) -> list[HistoryTurn]:
-    """The latest ``limit`` answered exchanges before this message, oldest first."""
-    rows = list(
-        Message.objects.filter(conversation=conversation, pk__lt=before_pk)
-        .filter(
-            Q(direction=Direction.OUTBOUND)
-            | Q(direction=Direction.INBOUND, status=MessageStatus.ANSWERED)
-        )
-        .exclude(text="")
-        .exclude(kind=MessageKind.COMMAND)
-        .order_by("-pk")
-        .values_list("direction", "text")[:limit]
-    )
-    rows.reverse()
-    return [
-        HistoryTurn(role="user" if direction == Direction.INBOUND else "assistant", text=text)
-        for direction, text in rows
-    ]
-
-
-# --- Events ---------------------------------------------------------------------------------
-
-
-def _received_event(message: InboundMessage, inbound: Message) -> PendingEvent:
-    who = f"@{message.sender_username}" if message.sender_username else message.sender_name
-    return PendingEvent(
-        kind="message.received",
-        summary=f"{inbound.get_kind_display()} from {who or message.sender_id}",
-        data={
-            "kind": inbound.kind,
-            "text": preview(inbound.text),
-            "chat_type": message.chat_type,
-            "edited": message.is_edited,
-            "catch_up": message.is_catch_up,
-        },
-    )
-
-
-def _gate_event(decision: AccessDecision) -> PendingEvent:
-    if decision.allowed:
-        return PendingEvent(kind="gate.allowed", summary="Allowed", data={"rule": decision.rule_id})
-    return PendingEvent(
-        kind="gate.denied",
-        summary=f"Denied: {decision.reason.replace('_', ' ')}",
-        level="warning",
-        data={
-            "reason": decision.reason,
-            "rule": decision.rule_id,
-            "notified": bool(decision.notice),
-        },
-    )
-
-
-def _context_event(context: MessageContext) -> PendingEvent:
-    return PendingEvent(
-        kind="context.built",
-        summary=f"Workspace {context.workspace.slug}, {len(context.history)} earlier turns",
-        data={
-            "workspace": context.workspace.slug,
-            "history": len(context.history),
-            "history_dropped": context.history_dropped,
-            "conversation": context.conversation_id,
-        },
     )
