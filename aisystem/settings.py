@@ -239,6 +239,19 @@ CLAUDE = {
     "BREAKER_OPEN_SECONDS": env_int("CLAUDE_BREAKER_OPEN_SECONDS", 30, minimum=1),
 }
 
+# The Telegram bridge (python manage.py runbridge).
+TELEGRAM_BRIDGE = {
+    "SESSION": os.environ.get("TELEGRAM_SESSION", "default"),  # TelegramSession.name to run
+    "MAX_CONCURRENCY": env_int("TELEGRAM_MAX_CONCURRENCY", 16, minimum=1),
+    "MAX_PENDING": env_int("TELEGRAM_MAX_PENDING", 1000, minimum=1),
+    "SHUTDOWN_DEADLINE_SECONDS": env_int("TELEGRAM_SHUTDOWN_DEADLINE", 30, minimum=1),
+    "CATCH_UP_MINUTES": env_int("TELEGRAM_CATCH_UP_MINUTES", 60, minimum=0),
+    "CATCH_UP_MESSAGES": env_int("TELEGRAM_CATCH_UP_MESSAGES", 200, minimum=0),
+    "FLOOD_WAIT_MAX_SECONDS": env_int("TELEGRAM_FLOOD_WAIT_MAX", 30, minimum=0),
+    "ALBUM_WAIT_SECONDS": float(os.environ.get("TELEGRAM_ALBUM_WAIT_SECONDS", "1.0")),
+    "HEARTBEAT_SECONDS": env_int("TELEGRAM_HEARTBEAT_SECONDS", 10, minimum=1),
+}
+
 # US dollars per million tokens (input, output), for budgets and the usage figures.
 # Overrides: AISYSTEM_MODEL_PRICES="model=in/out,model=in/out". Unknown models use "default".
 MODEL_PRICES = parse_model_prices(

@@ -3,11 +3,13 @@ its usage, cost and latency, and the events of steps 3 to 5, in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 
 from aisystem.models import Chat, Direction, Message, MessageKind, MessageStatus
 from pipeline.events import PendingEvent, events_record
@@ -103,3 +105,39 @@ def _reply_status(outcome: Outcome) -> str:
 def message_mark(*, message_pk: int, status: str, reason: str = "") -> None:
     """Change one inbound message's status (interrupted, deferred, …)."""
     Message.objects.filter(pk=message_pk).update(status=status, status_reason=reason[:64])
+
+
+def messages_mark_interrupted(*, transport: str, keys: Iterable[tuple[str, str]]) -> int:
+    """Mark these inbound messages, given as (chat external id, transport message id), as
+    interrupted if they are still being processed; the next start resumes them."""
+    matches = Q(pk__in=[])
+    for chat_id, message_id in keys:
+        matches |= Q(chat__external_id=chat_id, transport_message_id=message_id)
+    return Message.objects.filter(
+        matches,
+        transport=transport,
+        direction=Direction.INBOUND,
+        status__in=[MessageStatus.RECEIVED, MessageStatus.PROCESSING],
+    ).update(status=MessageStatus.INTERRUPTED, status_reason="shutdown")
+
+
+def messages_orphaned_interrupt(*, transport: str) -> int:
+    """At a transport's start: its messages left "processing" belong to a process that died
+    (one bridge runs per account), so they are marked interrupted, to be resumed."""
+    return Message.objects.filter(
+        transport=transport,
+        direction=Direction.INBOUND,
+        status__in=[MessageStatus.RECEIVED, MessageStatus.PROCESSING],
+    ).update(status=MessageStatus.INTERRUPTED, status_reason="process_died")
+
+
+def messages_interrupted(*, transport: str, limit: int = 500) -> list[tuple[str, str]]:
+    """The interrupted inbound messages to resume, oldest first, as (chat id, message id)."""
+    rows = (
+        Message.objects.filter(
+            transport=transport, direction=Direction.INBOUND, status=MessageStatus.INTERRUPTED
+        )
+        .order_by("created_at", "pk")
+        .values_list("chat__external_id", "transport_message_id")[:limit]
+    )
+    return [(str(chat_id), str(message_id)) for chat_id, message_id in rows]

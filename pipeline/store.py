@@ -145,7 +145,9 @@ def _identity_refresh(identity: Identity, message: InboundMessage, *, now: datet
 def _inbound_record(
     message: InboundMessage, people: _Participants, *, now: datetime
 ) -> Message | None:
-    """The stored inbound message, or None if this dedup key was seen before."""
+    """The stored inbound message, or None if this dedup key was seen before. A message
+    interrupted by a shutdown is the exception: it is taken up again (once: the claim is a
+    conditional UPDATE, so two deliveries of it cannot both resume it)."""
     kind = classify(message)[1]
     try:
         with transaction.atomic():
@@ -164,7 +166,18 @@ def _inbound_record(
                 created_at=now,
             )
     except IntegrityError:
+        pass
+    same_key = Message.objects.filter(
+        transport=message.transport,
+        chat=people.chat,
+        transport_message_id=message.message_id,
+        direction=Direction.INBOUND,
+    )
+    if not same_key.filter(status=MessageStatus.INTERRUPTED).update(
+        status=MessageStatus.PROCESSING, status_reason="resumed"
+    ):
         return None
+    return same_key.get()
 
 
 # --- The gate's facts ----------------------------------------------------------------------

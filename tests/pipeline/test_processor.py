@@ -44,7 +44,12 @@ from pipeline.fakeclaude import (
     FakeClaude,
     Scenario,
 )
-from pipeline.processor import DEFERRED_REPLY, UnifiedMessageProcessor
+from pipeline.processor import DEFERRED_REPLY
+from pipeline.recording import (
+    UnifiedMessageProcessor,
+    messages_interrupted,
+    messages_mark_interrupted,
+)
 from pipeline.security_gate import NOT_AVAILABLE, OUT_OF_BUDGET
 from pipeline.tools import Tool, ToolRegistry
 from pipeline.types import Attachment, InboundMessage, ReplyReference, ToolSpec
@@ -589,3 +594,26 @@ async def test_an_access_rule_change_applies_to_the_next_message(
     denied = await processor.process_message(message("second"), RecordingTransport())
 
     assert (allowed.status, denied.status) == ("answered", "rejected")
+
+
+async def test_an_interrupted_message_is_resumed_once(
+    processor: UnifiedMessageProcessor, allow_everyone: AccessRule, fake_claude: FakeClaude
+) -> None:
+    interrupted = message("finish me")
+    await processor.process_message(interrupted, RecordingTransport())
+    # As if the bridge had stopped while answering: the stored message goes back to interrupted.
+    await Message.objects.filter(direction=Direction.INBOUND).aupdate(
+        status=MessageStatus.PROCESSING
+    )
+    marked = await sync_to_async(messages_mark_interrupted)(
+        transport="telegram", keys=[("42", interrupted.message_id)]
+    )
+    pending = await sync_to_async(messages_interrupted)(transport="telegram")
+
+    resumed = await processor.process_message(interrupted, RecordingTransport())
+    again = await processor.process_message(interrupted, RecordingTransport())
+
+    assert marked == 1 and pending == [("42", interrupted.message_id)]
+    assert resumed.status == "answered"
+    assert (again.status, again.reason) == ("ignored", "duplicate")
+    assert len(fake_claude.requests) == 2
