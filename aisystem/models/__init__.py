@@ -13,7 +13,7 @@ from aisystem.models.choices import (
     Transport,
 )
 from aisystem.models.conversations import Conversation, Message, Workspace
-from aisystem.models.delivery import OutboxItem, TelegramSession
+from aisystem.models.delivery import OutboxItem, TelegramPeer, TelegramSession
 from aisystem.models.events import CircuitBreaker, Event
 from aisystem.models.identities import Chat, Identity
 from aisystem.models.integrations import (
@@ -47,6 +47,7 @@ __all__ = [
     "RateLimitPolicy",
     "ReplyMode",
     "Role",
+    "TelegramPeer",
     "TelegramSession",
     "Transport",
     "WebhookSubscription",

@@ -82,9 +82,38 @@ class TelegramSession(models.Model):
     last_update_at = models.DateTimeField(null=True, blank=True)
     lag_seconds = models.FloatField(null=True, blank=True)
     in_flight = models.PositiveIntegerField(default=0)
+    update_state = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Telegram's update sequence (pts/qts/date/seq) where the bridge stopped, "
+        "so a restart fetches what arrived meanwhile.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         who = f"@{self.account_username}" if self.account_username else self.name
         return f"{who} ({self.get_mode_display()})"
+
+
+class TelegramPeer(models.Model):
+    """A user, group or channel a Telegram account has seen, with the access hash Telegram
+    requires to address it. Kept here so the bridge can reach chats after a restart (the
+    client itself keeps peers only in memory: its session file would hold the key unencrypted).
+    """
+
+    session = models.ForeignKey(TelegramSession, on_delete=models.CASCADE, related_name="peers")
+    peer_id = models.BigIntegerField()
+    access_hash = models.BigIntegerField(null=True, blank=True)
+    peer_type = models.CharField(max_length=16)
+    phone_number = models.CharField(max_length=32, blank=True)
+    usernames = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "peer_id"], name="telegram_peer_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.peer_type} {self.peer_id}"
