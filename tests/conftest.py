@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -91,6 +92,18 @@ def _fast_test_settings(settings: Any) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+async def _close_the_sync_thread_connection(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Async tests reach the database through sync_to_async's worker thread, whose
+    connection outlives the test; close it, or PostgreSQL cannot drop the test database."""
+    yield
+    if inspect.iscoroutinefunction(getattr(request.node, "function", None)):
+        from asgiref.sync import sync_to_async
+        from django.db import connections
+
+        await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture(autouse=True)

@@ -44,12 +44,8 @@ from pipeline.fakeclaude import (
     FakeClaude,
     Scenario,
 )
-from pipeline.processor import DEFERRED_REPLY
-from pipeline.recording import (
-    UnifiedMessageProcessor,
-    messages_interrupted,
-    messages_mark_interrupted,
-)
+from pipeline.processor import DEFERRED_REPLY, UnifiedMessageProcessor
+from pipeline.recording import messages_interrupted, messages_mark_interrupted
 from pipeline.security_gate import NOT_AVAILABLE, OUT_OF_BUDGET
 from pipeline.tools import Tool, ToolRegistry
 from pipeline.types import Attachment, InboundMessage, ReplyReference, ToolSpec
