@@ -60,6 +60,6 @@ def client_for_session(session: TelegramSession, config: BridgeConfig) -> Client
         skip_updates=False,
         # Handlers only enqueue to the dispatcher; the concurrency lives there.
         workers=2,
-        # Pyrogram sleeps through shorter FloodWaits itself; longer ones reach the transport.
-        sleep_threshold=config.flood_wait_max_seconds,
+        # FloodWaits reach the transport, which sleeps or reschedules (see transport).
+        sleep_threshold=0,
     )

@@ -54,7 +54,7 @@ def test_the_client_uses_the_database_storage_and_fetches_missed_updates() -> No
 
     assert isinstance(client.storage, DatabaseStorage)
     assert client.skip_updates is False
-    assert client.sleep_threshold == 7
+    assert client.sleep_threshold == 0  # the transport handles flood waits
 
 
 def test_login_refuses_a_non_numeric_api_id(monkeypatch: pytest.MonkeyPatch) -> None:
