@@ -182,6 +182,9 @@ def inspect_attachment(attachment: Attachment, limits: AttachmentLimits) -> Atta
 
 def _inspect_image(attachment: Attachment, subject: str, limit: int) -> AttachmentCheck:
     data = attachment.data
+    if data is None and attachment.size is not None and attachment.size > limit:
+        note = f"{subject} is larger than the {format_size(limit)} I can take."
+        return AttachmentCheck("image", "image", note)
     if data is None:
         return AttachmentCheck("image", "image", f"I couldn't download {_lower_first(subject)}.")
     media_type = sniff_image(data)

@@ -383,3 +383,14 @@ def test_voice_and_video_are_never_sent() -> None:
 def test_limits_are_read_from_the_pipeline_settings() -> None:
     settings = {"MAX_IMAGE_BYTES": 1, "MAX_PDF_BYTES": 2, "MAX_TEXT_FILE_BYTES": 3, "OTHER": 4}
     assert AttachmentLimits.from_settings(settings) == AttachmentLimits(1, 2, 3)
+
+
+def test_a_photo_too_large_to_download_is_called_too_large_not_missing() -> None:
+    from pipeline.agent_request import AttachmentLimits, inspect_attachment
+    from pipeline.types import Attachment
+
+    huge = Attachment(kind="photo", mime_type="image/jpeg", size=50 * 1024 * 1024)
+
+    check = inspect_attachment(huge, AttachmentLimits())
+
+    assert "larger than" in check.note
