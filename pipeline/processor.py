@@ -18,7 +18,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
@@ -310,6 +310,8 @@ class UnifiedMessageProcessor:
             reply_kind=reply.kind,
             reply_ids=delivery.transport_message_ids if delivery else (),
             delivered=delivery.delivered if delivery else False,
+            retry_at=_retry_at(delivery, self.clock()),
+            reply_to_message_id=message.message_id,
             model=agent.model,
             input_tokens=agent.input_tokens,
             output_tokens=agent.output_tokens,
@@ -360,9 +362,17 @@ class UnifiedMessageProcessor:
 def _with_delivery(reply: _Reply, delivery: DeliveryResult) -> _Reply:
     if delivery.delivered or not reply.text:
         return _Reply(reply.text, reply.status, reply.reason, reply.kind, reply.agent, delivery)
+    if delivery.retry_after_seconds is not None:  # rescheduled through the outbox
+        return _Reply(reply.text, reply.status, "rescheduled", reply.kind, reply.agent, delivery)
     return _Reply(
         reply.text, MessageStatus.FAILED, "delivery_failed", reply.kind, reply.agent, delivery
     )
+
+
+def _retry_at(delivery: DeliveryResult | None, now: datetime) -> datetime | None:
+    if delivery is None or delivery.delivered or delivery.retry_after_seconds is None:
+        return None
+    return now + timedelta(seconds=delivery.retry_after_seconds)
 
 
 def _agent_reply(response: AgentResponse) -> _Reply:

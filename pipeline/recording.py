@@ -4,14 +4,14 @@ its usage, cost and latency, and the events of steps 3 to 5, in one transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q
 
-from aisystem.models import Chat, Direction, Message, MessageKind, MessageStatus
+from aisystem.models import Chat, Direction, Message, MessageKind, MessageStatus, OutboxItem
 from pipeline.events import PendingEvent, events_record
 
 
@@ -31,6 +31,8 @@ class Outcome:
     reply_ids: tuple[str, ...] = ()
     delivered: bool = True
     queued: bool = False  # the reply waits in the outbox for its transport's sender
+    retry_at: datetime | None = None  # delivery failed for now: queue it for then
+    reply_to_message_id: str = ""  # the inbound message's transport id
     model: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
@@ -47,6 +49,9 @@ def message_finish(outcome: Outcome, *, events: list[PendingEvent], now: datetim
             latency_ms=outcome.latency_ms,
             model=outcome.model,
         )
+        if outcome.retry_at is not None and outcome.reply:
+            _reschedule(outcome)
+            outcome = replace(outcome, queued=True)
         reply_pk = _reply_record(outcome, now=now) if outcome.reply else None
         Chat.objects.filter(pk=outcome.chat_pk).update(last_message_at=now)
         events_record(
@@ -94,6 +99,21 @@ def _reply_record(outcome: Outcome, *, now: datetime) -> int:
         created_at=now,
     )
     return reply.pk
+
+
+def _reschedule(outcome: Outcome) -> None:
+    """The transport asked to wait: the reply goes to the outbox, due at ``retry_at``."""
+    OutboxItem.objects.get_or_create(
+        idempotency_key=f"reply:{outcome.message_pk}",
+        defaults={
+            "transport": outcome.transport,
+            "chat_id": outcome.chat_pk,
+            "source_message_id": outcome.message_pk,
+            "text": outcome.reply,
+            "reply_to_transport_message_id": outcome.reply_to_message_id,
+            "available_at": outcome.retry_at,
+        },
+    )
 
 
 def _reply_status(outcome: Outcome) -> str:

@@ -210,5 +210,13 @@ async def _best_effort(action: Awaitable[None], what: str) -> None:
 
 
 def _undelivered(transport: Transport, error: Exception) -> DeliveryResult:
+    """A failed delivery. An error with a numeric ``seconds`` (and not ``permanent``) means
+    "try again then", e.g. Telegram's long FloodWait: the caller reschedules the reply."""
     logger.warning("delivery to %s failed: %s", transport.name, type(error).__name__)
-    return DeliveryResult(delivered=False, error=f"{type(error).__name__}: {error}"[:300])
+    seconds = getattr(error, "seconds", None)
+    retry = isinstance(seconds, int | float) and not getattr(error, "permanent", False)
+    return DeliveryResult(
+        delivered=False,
+        error=f"{type(error).__name__}: {error}"[:300],
+        retry_after_seconds=float(seconds) if retry and seconds is not None else None,
+    )

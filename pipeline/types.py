@@ -338,6 +338,8 @@ class DeliveryResult:
     parts: int = 0
     plain_fallback: bool = False  # the transport refused the formatting; sent as plain text
     error: str = ""
+    # The transport asked to try again later (Telegram's FloodWait): the reply is rescheduled.
+    retry_after_seconds: float | None = None
 
 
 # --- The outcome -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -36,7 +37,7 @@ def wait_for_http(url: str, process: subprocess.Popen[str], deadline: float) -> 
     return 0
 
 
-def test_web_and_worker_start_serve_the_admin_and_stop_cleanly_on_ctrl_c(
+def test_web_worker_and_bridge_start_serve_the_admin_and_stop_cleanly_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
     port = free_port()
@@ -68,11 +69,16 @@ def test_web_and_worker_start_serve_the_admin_and_stop_cleanly_on_ctrl_c(
             # A hang guard, not a timing assertion: the contract is 10 s.
             process.wait(timeout=30)
         finally:
+            if process.poll() is None:  # a failed assertion above: stop everything anyway
+                process.send_signal(signal.SIGINT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=15)
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
     text = log.read_text()
     assert "SIGKILL" not in text, text
     assert "Q Cluster" in text and "has stopped" in text, text
+    assert "waiting for python manage.py telegram_login" in text, text  # the bridge idles
     leftovers = subprocess.run(
         ["pgrep", "-f", f"--port {port}"], capture_output=True, text=True, check=False
     )

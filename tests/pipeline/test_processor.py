@@ -613,3 +613,25 @@ async def test_an_interrupted_message_is_resumed_once(
     assert resumed.status == "answered"
     assert (again.status, again.reason) == ("ignored", "duplicate")
     assert len(fake_claude.requests) == 2
+
+
+class _FloodedTransport(RecordingTransport):
+    """Telegram-like: every send is refused with "wait 600 s"."""
+
+    async def send_text(self, chat_id: str, text: str, *, reply_to: str | None = None) -> str:
+        error = RuntimeError("FLOOD_WAIT_600")
+        error.seconds = 600  # type: ignore[attr-defined]
+        raise error
+
+
+async def test_a_reply_refused_with_a_long_wait_is_rescheduled_through_the_outbox(
+    processor: UnifiedMessageProcessor, allow_everyone: AccessRule
+) -> None:
+    result = await processor.process_message(message("hello"), _FloodedTransport())
+
+    item = await OutboxItem.objects.aget()
+    assert (result.status, result.reason) == ("answered", "rescheduled")
+    assert "hello" in item.text
+    assert item.available_at > timezone.now() + timedelta(seconds=500)
+    reply = await Message.objects.aget(direction=Direction.OUTBOUND)
+    assert (reply.status, reply.status_reason) == (MessageStatus.PROCESSING, "queued")
