@@ -101,7 +101,6 @@ def context_build(
     """Step 2 for a stored inbound message: workspace, conversation, history and the rest."""
     workspace = workspace_for_chat(chat)
     conversation = conversation_active(chat, workspace, identity)
-    Message.objects.filter(pk=inbound.pk).update(conversation=conversation)
     turns = _history(conversation, before_pk=inbound.pk, limit=workspace.history_max_messages)
     history, dropped = trim_history(
         turns,

@@ -43,7 +43,9 @@ class Outcome:
 def message_finish(outcome: Outcome, *, events: list[PendingEvent], now: datetime) -> int | None:
     """Record the outcome; returns the stored reply's pk (None if there was no reply)."""
     with transaction.atomic():
+        # The conversation is set here, not when the context is built: one UPDATE fewer.
         Message.objects.filter(pk=outcome.message_pk).update(
+            conversation_id=outcome.conversation_id,
             status=outcome.status,
             status_reason=outcome.reason[:64],
             latency_ms=outcome.latency_ms,
