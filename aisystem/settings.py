@@ -142,8 +142,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
+            # A consumer waits on BZPOPMIN for 5 s at a time; redis-py's default 5 s socket
+            # timeout would cut that wait and crash idle sockets, so the read timeout is longer.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        },
+        # The live feed's events: published once, received once by each web process's relay.
+        "events": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        },
     }
 else:
     # The database cache is shared by every process on the machine, unlike the local-memory one.
@@ -153,8 +160,38 @@ else:
             "LOCATION": "aisystem_cache",
         }
     }
-    # Not yet cross-process: see README, "What is not built yet".
+    # In-process only; the live feed's relays carry events across processes (see LIVE_FEED).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Inside each web process the live feed fans out on a layer of its own (aisystem/live/layers.py).
+CHANNEL_LAYERS["live"] = {
+    "BACKEND": "aisystem.live.layers.LocalFanoutLayer",
+    # A browser that falls this many batches behind misses the newest ones.
+    "CONFIG": {"capacity": 1000},
+}
+
+# --- Live feed (/live/, aisystem/live/) -----------------------------------------------------
+# Each web process runs one relay while a browser watches; it receives every event once and
+# fans it out to its own browsers. SOURCE says where the relay gets events: "database" polls
+# the Event table (the embedded default: every process writes there, no server needed);
+# "channel_layer" receives what events_record publishes on the "events" layer (channels-redis
+# pub/sub; needs REDIS_URL).
+# See README, "Live feed".
+LIVE_FEED = {
+    "SOURCE": os.environ.get("LIVE_FEED_SOURCE", "channel_layer" if REDIS_URL else "database"),
+    "POLL_SECONDS": env_int("LIVE_FEED_POLL_MS", 50, minimum=5) / 1000,
+    # On PostgreSQL ids can commit out of order: a missing id is looked for this long.
+    "REORDER_WINDOW_SECONDS": env_int("LIVE_FEED_REORDER_WINDOW_SECONDS", 10, minimum=0),
+    "HISTORY": env_int("LIVE_FEED_HISTORY", 200, minimum=0),
+    # How often an open socket re-checks that its user is still active staff.
+    "RECHECK_SECONDS": env_int("LIVE_FEED_RECHECK_SECONDS", 60, minimum=1),
+}
+if LIVE_FEED["SOURCE"] not in ("database", "channel_layer"):
+    raise ImproperlyConfigured("LIVE_FEED_SOURCE must be database or channel_layer.")
+if LIVE_FEED["SOURCE"] == "channel_layer" and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "LIVE_FEED_SOURCE=channel_layer needs REDIS_URL: the in-memory layer does not reach "
+        "other processes."
+    )
 
 # --- Background jobs (django-q2, ORM broker) ---------------------------------------------
 Q_CLUSTER = {

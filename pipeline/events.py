@@ -1,13 +1,23 @@
 """Events: each step of a message's journey and each system change, stored and broadcast.
 
-Every event is written to the ``Event`` table (the live feed loads the latest from there) and,
-once the transaction commits, sent to the channel layer group ``LIVE_FEED_GROUP``. Call these
-from synchronous code (the pipeline's store runs in a worker thread); never pass a secret in
-``data``: keys, session strings and tokens have no business in an event.
+Every event is written to the ``Event`` table (the live feed loads the latest from there).
+Each web process's relay (``aisystem.live.relay``) then takes it to that process's browsers,
+from one of two sources (``settings.LIVE_FEED["SOURCE"]``):
+
+* ``"database"`` (the embedded default): the relay reads new rows from the table; nothing is
+  broadcast here, or a browser would see the event twice;
+* ``"channel_layer"`` (``REDIS_URL``): once the transaction commits, the events are sent as one
+  ``feed_message`` to the group ``LIVE_FEED_GROUP`` on the ``LIVE_FEED_LAYER`` layer
+  (channels-redis pub/sub), whose members are the relays, one per web process, not the
+  browsers.
+
+Call these from synchronous code (the pipeline's store runs in a worker thread); never pass a
+secret in ``data``: keys, session strings and tokens have no business in an event.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +27,15 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from aisystem.models import Event
 
 LIVE_FEED_GROUP = "live-feed"
+LIVE_FEED_LAYER = "events"  # the channel-layer alias broadcasts go out on (REDIS_URL only)
 PREVIEW_CHARS = 200
 
 logger = logging.getLogger(__name__)
@@ -51,7 +64,8 @@ def events_record(
     chat_id: int | None = None,
     message_id: int | None = None,
 ) -> list[Event]:
-    """Store ``events`` in one INSERT and broadcast them after commit."""
+    """Store ``events`` in one INSERT; with the channel-layer source, broadcast them after
+    commit."""
     rows = [
         Event(
             kind=event.kind,
@@ -68,8 +82,9 @@ def events_record(
     if not rows:
         return rows
     Event.objects.bulk_create(rows)
-    payloads = [event_payload(row) for row in rows]
-    transaction.on_commit(partial(_broadcast, payloads))
+    if settings.LIVE_FEED["SOURCE"] == "channel_layer":
+        payloads = [event_payload(row) for row in rows]
+        transaction.on_commit(partial(_broadcast, payloads))
     return rows
 
 
@@ -95,14 +110,24 @@ def event_payload(event: Event) -> dict[str, Any]:
     }
 
 
+def feed_message(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The channel-layer message that carries ``payloads`` (``event_payload`` dicts, by id) to
+    the relays and on to every live-feed socket: ``ids`` to tell events apart, ``text`` the
+    browser frame, JSON-encoded once here rather than once per browser."""
+    frame = {"type": "events", "events": list(payloads)}
+    return {
+        "type": "feed.events",
+        "ids": [payload["id"] for payload in payloads],
+        "text": json.dumps(frame, cls=DjangoJSONEncoder, separators=(",", ":")),
+    }
+
+
 def _broadcast(payloads: list[dict[str, Any]]) -> None:
-    layer = get_channel_layer()
+    layer = get_channel_layer(LIVE_FEED_LAYER)
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(
-            LIVE_FEED_GROUP, {"type": "feed.events", "events": payloads}
-        )
+        async_to_sync(layer.group_send)(LIVE_FEED_GROUP, feed_message(payloads))
     except Exception:
         # The feed is a view on stored events; losing a broadcast must not fail a message.
         logger.warning("live feed broadcast failed", exc_info=True)

@@ -55,6 +55,8 @@ TRANSPORT = "telegram"
 EXIT_OK, EXIT_REVOKED = 0, 3
 _REVOKED = (errors.Unauthorized,)
 _CONNECT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# How long the heartbeat, outbox and storage loops get to end by themselves at a stop.
+BACKGROUND_GRACE_SECONDS = 10.0
 
 
 class SessionRevoked(Exception):
@@ -88,7 +90,9 @@ class TelegramBridge:
         self.started_at = timezone.now()
         self.last_update_at: datetime | None = None
         self.in_flight: set[tuple[str, str]] = set()
+        self.cut_short: set[tuple[str, str]] = set()  # jobs cancelled by the shutdown deadline
         self.intake_open = False
+        self._intake_opened = asyncio.Event()
         self._catch_up_counts: Counter[str] = Counter()
 
     # --- Updates --------------------------------------------------------------------------------
@@ -101,8 +105,9 @@ class TelegramBridge:
     async def on_message(self, client: Client, message: types.Message) -> None:
         """Every new or edited message: adapted, then queued in its chat's order."""
         self.last_update_at = timezone.now()
-        if not self.intake_open:
-            return  # stopping: Telegram redelivers through gap recovery at the next start
+        if not self.intake_open and not await self._intake_opens():
+            logger.info("stopping: message %s not taken", message.id)
+            return
         catch_up = self._catch_up(message)
         if catch_up is None:
             return
@@ -115,6 +120,27 @@ class TelegramBridge:
             return
         if inbound is not None:
             await self.albums.add(inbound, media_group_key(message))
+
+    def open_intake(self) -> None:
+        self.intake_open = True
+        self._intake_opened.set()
+
+    async def _intake_opens(self) -> bool:
+        """Wait while intake is not open yet: gap recovery hands over the updates missed
+        while the bridge was down during ``client.start()``, before the bridge is ready for
+        them. False once a stop is requested (or intake closed for it)."""
+        if self.shutdown.stopping.is_set():
+            return False
+        waits = [
+            asyncio.ensure_future(self._intake_opened.wait()),
+            asyncio.ensure_future(self.shutdown.stopping.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return self.intake_open and not self.shutdown.stopping.is_set()
 
     def _catch_up(self, message: types.Message) -> bool | None:
         """False: a live message. True: one that arrived while the bridge was down.
@@ -141,6 +167,9 @@ class TelegramBridge:
             self.in_flight.add(key)
             try:
                 await self._process(inbound, streaming=command is None)
+            except asyncio.CancelledError:
+                self.cut_short.add(key)  # the drain deadline: _stop marks it interrupted
+                raise
             finally:
                 self.in_flight.discard(key)
 
@@ -191,6 +220,8 @@ class TelegramBridge:
             self.shutdown.restore()
 
     async def _run(self) -> int:
+        # Before the client starts: its gap recovery hands over missed updates during start.
+        self.register_handlers()
         await self._beat(TelegramSession.State.CONNECTING)
         try:
             connected = await self._connect()
@@ -236,15 +267,18 @@ class TelegramBridge:
         self.me = BridgeIdentity.from_user(me)
         self.transport = TelegramTransport(
             self.client,
-            limiter=OutboundLimiter.for_account(is_bot=self.me.is_bot),
+            limiter=OutboundLimiter.for_account(is_bot=self.me.is_bot, sleep=self.sleep),
             flood_wait_threshold=self.config.flood_wait_max_seconds,
+            sleep=self.sleep,
             stop_button=self.me.is_bot,
         )
         if self.me.is_bot:
             await self._register_commands()
-        self.intake_open = True
         await self._beat(TelegramSession.State.CONNECTED)
+        # Before intake opens: resuming first marks what a dead process left "processing"
+        # as interrupted, which must not catch messages this process has started.
         await self.resume_interrupted()
+        self.open_intake()
         logger.info("bridge connected as @%s", self.me.username or self.me.user_id)
 
     async def _register_commands(self) -> None:
@@ -302,17 +336,23 @@ class TelegramBridge:
 
     async def _stop(self, background: list[asyncio.Task[None]]) -> None:
         self.intake_open = False
+        self.shutdown.request_stop()  # handlers waiting for intake give up
         started = time.monotonic()
         await self.albums.flush_all()
         unfinished = await self.dispatcher.drain(self.config.shutdown_deadline_seconds)
-        if self.in_flight or unfinished:
-            keys = sorted(self.in_flight)
+        if self.in_flight or self.cut_short or unfinished:
+            keys = sorted(self.in_flight | self.cut_short)
             marked = await sync_to_async(recording.messages_mark_interrupted)(
                 transport=TRANSPORT, keys=keys
             )
             logger.warning("stopped with %d message(s) unfinished; they resume at start", marked)
-        for task in background:
-            task.cancel()
+        # The loops end by themselves once stopping is set; the outbox sender first finishes
+        # the delivery in progress. Cancelled mid-delivery, an item would stay "sending" and
+        # go out again, whole, at the next start.
+        if background:
+            _, late = await asyncio.wait(background, timeout=BACKGROUND_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.client.stop()

@@ -1,0 +1,353 @@
+"""Benchmark: raw Telegram updates through the bridge and the whole pipeline, on SQLite.
+
+Run: .venv/bin/python bench/bridge.py [--messages 2000] [--chats 1000] [--account bot|user]
+                                      [--concurrency N] [--paced]
+
+Everything but the network is real: ``TelegramBridge.run()`` with a kurigram ``Client`` whose
+sessions are the test harness's ``FakeSession`` (tests/telegram_bridge/harness), so each update
+goes raw MTProto ``Updates`` → ``Client.handle_updates`` → Pyrogram's dispatcher and parser →
+the bridge's handler and adapter → the chat dispatcher → ``UnifiedMessageProcessor`` (gate,
+context, router, the Claude call, delivery, recording) → ``TelegramTransport`` → the raw
+requests the fake server captures (reactions, typing, the streamed reply and its final edit).
+Claude is ``FakeClaude`` with its default echo and no latency, in a child process as in
+bench/pipeline.py; the database is a fresh SQLite file in a temporary directory.
+
+Updates and the fake server's answers carry only the peers they concern, as Telegram's do,
+so a large peer list costs nothing per message unless the bridge makes it so. Unless ``--paced``,
+the outbound limiter books its slots but does not wait them out: its waits are Telegram's
+pacing (about one message per second per chat, 30/s overall for bots), not work the bridge
+does, and with an instant model they would be all there is to measure (``--paced`` shows
+them). Each run starts after a warm-up of one message per chat (chats, senders and
+conversations exist; connections and imports are hot).
+
+Figures: messages per second until every reply's first SendMessage was captured, and until
+every message was finished (final edit sent, outcome recorded); CPU time per message; and peak
+RSS (``ru_maxrss``) after each stage. The baseline is the pipeline alone with a transport that
+does nothing (bench/pipeline.py's ``NullTransport``), same messages, chats and concurrency, so
+the ratio is the bridge's own cost: Pyrogram, the adapter, the dispatcher, the transport.
+Nothing is asserted: these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.pipeline import KEY, NullTransport, serve_fake, setup_django  # noqa: E402
+
+if TYPE_CHECKING:  # the real imports wait for django.setup()
+    from telegram_bridge.bridge import TelegramBridge
+
+TARGET_RATE = 150.0
+TARGET_RSS_MB = 250.0
+FIRST_USER_ID = 10_000_000
+BASELINE_OFFSET = 1_000_000_000
+
+
+def rss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Run:
+    messages: int
+    replied_s: float  # until every reply's first SendMessage was captured
+    finished_s: float  # until every message was finished
+    cpu_s: float
+    rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.finished_s
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_s * 1000 / self.messages
+
+
+# --- The fake server, lean -------------------------------------------------------------------
+
+
+def lean_telegram(me: Any) -> Any:
+    """A ``FakeTelegram`` for ``me`` that keeps no request log (it counts the replies
+    instead) and builds the updates Telegram would push (``text_update``)."""
+    from pyrogram import raw  # noqa: TID251 - raw MTProto in and out, as the bridge's tests
+
+    from tests.telegram_bridge.harness import FakeTelegram, now, wire
+
+    class LeanTelegram(FakeTelegram):
+        def __init__(self) -> None:
+            super().__init__(me)
+            self.replied: set[tuple[int, int]] = set()
+            self.expected = 0
+            self.all_replied = asyncio.Event()
+
+        async def answer(self, query: Any) -> Any:
+            result = await super().answer(query)
+            self.requests.clear()
+            self.request_times.clear()
+            if isinstance(query, raw.functions.messages.SendMessage) and query.reply_to:
+                self.replied.add((query.peer.user_id, query.reply_to.reply_to_msg_id))
+                if len(self.replied) >= self.expected:
+                    self.all_replied.set()
+            return result
+
+        def text_update(self, message_id: int, user: raw.types.User, text: str) -> Any:
+            """A new private message from ``user``, off the wire."""
+            message = raw.types.Message(
+                id=message_id,
+                peer_id=raw.types.PeerUser(user_id=user.id),
+                date=now(),
+                message=text,
+            )
+            update = raw.types.UpdateNewMessage(message=message, pts=self.pts(), pts_count=1)
+            return wire(self.updates(update))
+
+        def expect(self, count: int) -> None:
+            self.replied.clear()
+            self.expected = count
+            self.all_replied.clear()
+
+    return LeanTelegram()
+
+
+# --- The two ways through --------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, base_url: str) -> None:
+        from aisystem.models import AccessAction, AccessRule, TelegramSession
+        from tests.telegram_bridge.harness import make_user, private_chat, session_string
+
+        self.args = args
+        is_bot = args.account == "bot"
+        self.me = make_user(7000, "Assistant", username="bench_bot", bot=is_bot, is_self=True)
+        self.server = lean_telegram(self.me)
+        self.users = [make_user(FIRST_USER_ID + n, f"User {n}") for n in range(args.chats)]
+        self.chats = [private_chat(user) for user in self.users]
+        self.server.add(*self.users)
+        self.base_url = base_url
+        AccessRule.objects.create(action=AccessAction.ALLOW, match_everyone=True)
+        mode = TelegramSession.Mode.BOT if is_bot else TelegramSession.Mode.USER
+        self.session = TelegramSession.objects.create(
+            name="bench", mode=mode, session_string=session_string(self.me)
+        )
+        self._ids = itertools.count(1)
+
+    def bridge(self) -> TelegramBridge:
+        from pipeline.claude import ClaudeClient
+        from pipeline.processor import UnifiedMessageProcessor
+        from telegram_bridge.bridge import TelegramBridge
+        from telegram_bridge.config import BridgeConfig
+        from telegram_bridge.storage import DatabaseStorage
+        from tests.telegram_bridge.harness import HarnessClient
+
+        storage = DatabaseStorage(
+            session_pk=self.session.pk, session_string=self.session.session_string
+        )
+        # As telegram_bridge.sessions.client_for_session builds it.
+        client = HarnessClient(self.server, storage_engine=storage, skip_updates=False, workers=2)
+        config = BridgeConfig.from_settings()
+        if self.args.concurrency:
+            config = replace(config, max_concurrency=self.args.concurrency)
+        self.claude = ClaudeClient(base_url=self.base_url, fallback_api_key=KEY)
+        processor = UnifiedMessageProcessor(client=self.claude)
+        return TelegramBridge(
+            session=self.session,
+            client=client,
+            config=config,
+            processor=processor,
+            sleep=asyncio.sleep if self.args.paced else _book_only,
+        )
+
+    def update(self, i: int) -> Any:
+        """Message ``i``: text from the sender of chat ``i % chats``, as Telegram pushes it."""
+        user = self.users[i % len(self.users)]
+        return self.server.text_update(
+            next(self._ids), user, f"Hello, this is message {i}. What is 2+2?"
+        )
+
+    async def through_bridge(self, bridge: TelegramBridge, first: int, count: int) -> Run:
+        updates = [self.update(i) for i in range(first, first + count)]  # built before timing
+        self.server.expect(count)
+        start, cpu = time.perf_counter(), time.process_time()
+        for update in updates:
+            await bridge.client.handle_updates(update)
+        await self.server.all_replied.wait()
+        replied = time.perf_counter() - start
+        while bridge.dispatcher.active_chats or bridge.dispatcher.in_flight:
+            await asyncio.sleep(0.005)
+        finished = time.perf_counter() - start
+        return Run(count, replied, finished, time.process_time() - cpu, rss_mb())
+
+    async def pipeline_alone(self, first: int, count: int, concurrency: int) -> Run:
+        """The processor with ``NullTransport``: ``concurrency`` workers, the same chats."""
+        from django.utils import timezone
+
+        from pipeline.claude import ClaudeClient
+        from pipeline.processor import UnifiedMessageProcessor
+        from pipeline.types import InboundMessage
+
+        client = ClaudeClient(base_url=self.base_url, fallback_api_key=KEY)
+        processor = UnifiedMessageProcessor(client=client)
+        transport = NullTransport()
+        todo = iter(range(first, first + count))
+
+        async def worker() -> None:
+            for i in todo:
+                user = self.users[i % len(self.users)]
+                other = str(user.id + BASELINE_OFFSET)  # chats of its own, as many
+                message = InboundMessage(
+                    transport="telegram",
+                    chat_id=other,
+                    chat_type="private",
+                    message_id=str(i),
+                    sender_id=other,
+                    sender_name=user.first_name,
+                    sent_at=timezone.now(),
+                    text=f"Hello, this is message {i}. What is 2+2?",
+                )
+                await processor.process_message(message, transport)
+
+        start, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        await client.aclose()
+        return Run(count, elapsed, elapsed, time.process_time() - cpu, rss_mb())
+
+
+async def _book_only(seconds: float) -> None:
+    """The bridge's sleep without the wait (see the module docstring)."""
+    await asyncio.sleep(0)
+
+
+async def started(bridge: TelegramBridge) -> asyncio.Task[int]:
+    task = asyncio.create_task(bridge.run())
+    while not bridge.intake_open:
+        if task.done():
+            raise RuntimeError(f"the bridge stopped at start with {task.result()}")
+        await asyncio.sleep(0.01)
+    return task
+
+
+async def timed(label: str, action: Callable[[], Awaitable[Run]]) -> Run:
+    print(f"  {label}…", flush=True)
+    return await action()
+
+
+# --- Printing ------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report(args: argparse.Namespace, bridge: Run, baseline: Run, rss_start: float) -> None:
+    print()
+    for name, run in (("bridge", bridge), ("pipeline alone", baseline)):
+        print(
+            f"  {name:<15} {run.rate:6.0f} msg/s  (all replied in {run.replied_s:5.1f} s, "
+            f"finished in {run.finished_s:5.1f} s)  cpu {run.cpu_ms:5.2f} ms/msg  "
+            f"peak RSS {run.rss_mb:6.1f} MB"
+        )
+    print(
+        f"  bridge vs pipeline alone: throughput ratio {baseline.rate / bridge.rate:.2f}, "
+        f"cpu +{bridge.cpu_ms - baseline.cpu_ms:.2f} ms/msg"
+    )
+    print(
+        f"  RSS: {rss_start:.1f} MB after setup, {bridge.rss_mb:.1f} MB peak after the bridge "
+        f"run, {baseline.rss_mb:.1f} MB at the end"
+    )
+    print(
+        f"  targets: >= {TARGET_RATE:g} msg/s {verdict(bridge.rate >= TARGET_RATE)}; "
+        f"<= {TARGET_RSS_MB:g} MB RSS {verdict(bridge.rss_mb <= TARGET_RSS_MB)}"
+    )
+
+
+# --- Main ----------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace, base_url: str) -> None:
+    from asgiref.sync import sync_to_async
+
+    bench = await sync_to_async(Bench)(args, base_url)
+    rss_start = rss_mb()
+    bridge = bench.bridge()
+    task = await started(bridge)
+    concurrency = bridge.dispatcher.max_concurrency
+    try:
+        await timed("bridge warm-up", lambda: bench.through_bridge(bridge, 0, args.chats))
+        measured = await timed(
+            "bridge", lambda: bench.through_bridge(bridge, args.chats, args.messages)
+        )
+    finally:
+        bridge.shutdown.request_stop()
+        await task
+        await bench.claude.aclose()
+    first = args.chats + args.messages
+    await timed("baseline warm-up", lambda: bench.pipeline_alone(first, args.chats, concurrency))
+    baseline = await timed(
+        "pipeline alone",
+        lambda: bench.pipeline_alone(first + args.chats, args.messages, concurrency),
+    )
+    report(args, measured, baseline, rss_start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=2000, help="measured (default 2000)")
+    parser.add_argument("--chats", type=int, default=1000, help="active chats (default 1000)")
+    parser.add_argument("--account", choices=["bot", "user"], default="bot")
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="chats at once (default: the setting)"
+    )
+    parser.add_argument("--paced", action="store_true", help="wait out the outbound limiter")
+    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_fake:
+        serve_fake()
+        return
+
+    data_dir = tempfile.mkdtemp(prefix="aisystem-bench-")
+    setup_django(data_dir)
+    from django.db import connection
+
+    print(
+        f"database: {connection.vendor} in {data_dir}; {args.messages} text messages over "
+        f"{args.chats} chats ({args.account} account{', paced' if args.paced else ''}) after "
+        f"a warm-up of one per chat; fake Claude in its own process, echoing with no latency; "
+        f"{os.cpu_count()} CPUs"
+    )
+    fake = subprocess.Popen(
+        [sys.executable, __file__, "--serve-fake"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stdin, stdout = fake.stdin, fake.stdout
+    if stdin is None or stdout is None:  # not with PIPE; this narrows the types
+        raise RuntimeError("the fake's pipes are missing")
+    try:
+        asyncio.run(run(args, stdout.readline().strip()))
+    finally:
+        stdin.close()
+        fake.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The relay: in the embedded default, events recorded by any process reach the browsers
+connected to this one, each once and in order; with the relay off, ``events_record``
+broadcasts instead (the channels-redis mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from aisystem.live import relay
+from aisystem.live.relay import (
+    LOCAL_LAYER,
+    MAX_GAPS,
+    RelayCursor,
+    merge_feed_messages,
+    relay_shutdown,
+    this_process_relay,
+)
+from aisystem.models import Event
+from pipeline.events import (
+    LIVE_FEED_GROUP,
+    LIVE_FEED_LAYER,
+    PendingEvent,
+    events_record,
+    feed_message,
+)
+from tests.aisystem.test_live_feed import LAYERS, TIMEOUT, next_events, staff_socket
+from tests.conftest import require_service
+from tests.helpers import ROOT, subprocess_database_url
+from tests.test_backends import reachable
+
+
+@pytest.fixture
+async def embedded(settings: Any) -> AsyncIterator[None]:
+    settings.CHANNEL_LAYERS = LAYERS
+    settings.LIVE_FEED = {**settings.LIVE_FEED, "SOURCE": "database", "POLL_SECONDS": 0.01}
+    yield
+    await relay_shutdown()
+
+
+@pytest.fixture
+async def layer_source(settings: Any) -> AsyncIterator[None]:
+    """The relay fed by the default channel layer, as with Redis (in memory here: one
+    process, so events_record's broadcast reaches this process's relay)."""
+    settings.CHANNEL_LAYERS = {
+        **LAYERS,
+        LIVE_FEED_LAYER: {"BACKEND": "channels.layers.InMemoryChannelLayer"},
+    }
+    settings.LIVE_FEED = {**settings.LIVE_FEED, "SOURCE": "channel_layer"}
+    yield
+    await relay_shutdown()
+
+
+async def member(alias: str = LOCAL_LAYER) -> str:
+    """A channel in the live-feed group, as a socket's would be (or a relay's, on "events")."""
+    layer = get_channel_layer(alias)
+    channel = await layer.new_channel()
+    await layer.group_add(LIVE_FEED_GROUP, channel)
+    return channel
+
+
+async def received_ids(channel: str, alias: str = LOCAL_LAYER) -> list[int]:
+    message = await asyncio.wait_for(get_channel_layer(alias).receive(channel), TIMEOUT)
+    assert message["type"] == "feed.events"
+    assert [e["id"] for e in json.loads(message["text"])["events"]] == message["ids"]
+    return list(message["ids"])
+
+
+async def nothing_for(channel: str, seconds: float = 0.2, alias: str = LOCAL_LAYER) -> bool:
+    try:
+        await asyncio.wait_for(get_channel_layer(alias).receive(channel), seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+def record(*kinds: str) -> list[int]:
+    rows = events_record([PendingEvent(kind=kind, summary=kind) for kind in kinds])
+    return [row.pk for row in rows]
+
+
+# --- The cursor: which ids to deliver --------------------------------------------------------
+
+
+class TestCursor:
+    def test_it_delivers_new_ids_in_order_and_each_once(self) -> None:
+        cursor = RelayCursor(last_id=10, window_seconds=5)
+        assert cursor.advance([11, 12, 13], now=0) == [11, 12, 13]
+        assert cursor.advance([12, 13], now=0) == []
+        assert cursor.advance([9, 10], now=0) == []  # at or below the start: history's
+        assert cursor.last_id == 13 and cursor.missing(now=0) == []
+
+    def test_an_id_that_commits_late_is_asked_for_and_delivered_once(self) -> None:
+        cursor = RelayCursor(last_id=10, window_seconds=5)
+        assert cursor.advance([11, 14], now=0) == [11, 14]
+        assert cursor.missing(now=1) == [12, 13]
+        assert cursor.advance([13], now=1) == [13]
+        assert cursor.missing(now=2) == [12]
+        assert cursor.advance([12, 15], now=2) == [12, 15]
+        assert cursor.advance([12, 13], now=3) == [] and cursor.missing(now=3) == []
+
+    def test_a_missing_id_is_given_up_on_after_the_window(self) -> None:
+        cursor = RelayCursor(last_id=0, window_seconds=5)
+        cursor.advance([2], now=0)
+        assert cursor.missing(now=5) == [1]
+        assert cursor.missing(now=5.1) == []
+        assert cursor.advance([1], now=6) == []  # rolled back, or far too late: not shown twice
+
+    def test_without_a_window_nothing_is_waited_for(self) -> None:
+        cursor = RelayCursor(last_id=0, window_seconds=0)
+        assert cursor.advance([1, 5], now=0) == [1, 5]
+        assert cursor.missing(now=0) == []
+
+    def test_a_jump_too_large_to_be_a_reordering_is_not_tracked(self) -> None:
+        cursor = RelayCursor(last_id=0, window_seconds=5)
+        cursor.advance([MAX_GAPS + 2], now=0)
+        assert cursor.missing(now=0) == []
+
+
+# --- The relay in this process -------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_relay_sends_each_batch_once_in_id_order(embedded: None) -> None:
+    channel = await member()
+    relay = this_process_relay()
+    await relay.subscribe()
+    first = await sync_to_async(record)("message.received", "gate.allowed", "context.built")
+    assert await received_ids(channel) == first
+    second = await sync_to_async(record)("route.planned")
+    assert await received_ids(channel) == second
+    assert await nothing_for(channel)
+    await relay.unsubscribe()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_events_stored_before_the_relay_started_are_not_sent_again(
+    embedded: None,
+) -> None:
+    await sync_to_async(record)("message.received")  # the history's, not the relay's
+    channel = await member()
+    await this_process_relay().subscribe()
+    assert await nothing_for(channel)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_event_committed_out_of_id_order_arrives_late_and_once(embedded: None) -> None:
+    """What PostgreSQL can do with two concurrent transactions, written by hand."""
+    base = await sync_to_async(record)("before")
+    channel = await member()
+    await this_process_relay().subscribe()
+    await sync_to_async(Event.objects.create)(pk=base[0] + 2, kind="later.id", summary="x")
+    assert await received_ids(channel) == [base[0] + 2]
+    await sync_to_async(Event.objects.create)(pk=base[0] + 1, kind="earlier.id", summary="x")
+    assert await received_ids(channel) == [base[0] + 1]
+    assert await nothing_for(channel)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_relay_polls_only_while_someone_watches(embedded: None) -> None:
+    relay = this_process_relay()
+    await relay.subscribe()
+    await relay.subscribe()
+    await relay.unsubscribe()
+    assert relay.running
+    await relay.unsubscribe()
+    assert not relay.running
+    channel = await member()
+    await relay.subscribe()  # a browser comes back: polling again
+    ids = await sync_to_async(record)("bridge.connected")
+    assert await received_ids(channel) == ids
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_reading_the_database_recording_does_not_broadcast(
+    embedded: None, settings: Any
+) -> None:
+    settings.CHANNEL_LAYERS = {
+        **LAYERS,
+        LIVE_FEED_LAYER: {"BACKEND": "channels.layers.InMemoryChannelLayer"},
+    }
+    channel = await member(LIVE_FEED_LAYER)  # a relay of another process would be here
+    await sync_to_async(record)("message.received")
+    assert await nothing_for(channel, alias=LIVE_FEED_LAYER)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_fed_by_the_channel_layer_each_batch_is_broadcast_once_after_commit(
+    layer_source: None,
+) -> None:
+    other_process = await member(LIVE_FEED_LAYER)  # another web process's relay
+    browser = await member()
+    await this_process_relay().subscribe()
+
+    def in_a_transaction() -> tuple[list[int], bool]:
+        with transaction.atomic():
+            ids = record("message.received", "gate.allowed")
+            return ids, async_to_sync(nothing_for)(other_process, 0.05, LIVE_FEED_LAYER)
+
+    ids, quiet_before_commit = await sync_to_async(in_a_transaction)()
+    assert quiet_before_commit
+    assert await received_ids(other_process, LIVE_FEED_LAYER) == ids
+    assert await received_ids(browser) == ids  # through this process's relay
+    assert await nothing_for(browser)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_fed_by_the_channel_layer_batches_arriving_together_go_out_as_one(
+    layer_source: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relay, "MIN_FAN_OUT_SECONDS", 0.5)
+    browser = await member()
+    await this_process_relay().subscribe()
+    first = await sync_to_async(record)("message.received")
+    assert await received_ids(browser) == first
+    second = await sync_to_async(record)("route.planned")  # within 0.5 s of the first
+    third = await sync_to_async(record)("agent.ok", "message.answered")
+    assert await received_ids(browser) == second + third
+
+
+def test_merging_feed_messages_keeps_every_event_in_order() -> None:
+    messages = [feed_message([{"id": 1}, {"id": 2}]), feed_message([{"id": 3}])]
+    merged = merge_feed_messages(messages)
+    assert merged["ids"] == [1, 2, 3]
+    assert json.loads(merged["text"]) == {
+        "type": "events",
+        "events": [{"id": n} for n in (1, 2, 3)],
+    }
+    assert merge_feed_messages(messages[:1]) is messages[0]
+
+
+# --- Across processes ------------------------------------------------------------------------
+
+EMIT = (
+    "import os; from pipeline.events import system_event_emit;"
+    "print(system_event_emit('bridge.connected', 'from pid %d' % os.getpid()).pk)"
+)
+
+
+def emit_from_another_process(env: dict[str, str]) -> int:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", EMIT],
+        cwd=ROOT,
+        env={**os.environ, **env, "DATABASE_URL": subprocess_database_url()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_event_recorded_by_another_process_reaches_a_browser_here(
+    embedded: None,
+) -> None:
+    communicator, _ = await staff_socket()
+    event_id = await asyncio.to_thread(emit_from_another_process, {"REDIS_URL": ""})
+    events = await next_events(communicator)
+    assert [e["id"] for e in events] == [event_id]
+    assert events[0]["summary"] != f"from pid {os.getpid()}"
+    await communicator.disconnect()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_with_redis_an_event_broadcast_by_another_process_reaches_a_browser_here(
+    settings: Any,
+) -> None:
+    url = os.environ.get("TEST_REDIS_URL", "")
+    require_service("Redis", bool(url) and reachable(url, 6379), "set TEST_REDIS_URL")
+    settings.CHANNEL_LAYERS = {
+        **LAYERS,
+        LIVE_FEED_LAYER: {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": url, "socket_timeout": 15}]},
+        },
+    }
+    settings.LIVE_FEED = {**settings.LIVE_FEED, "SOURCE": "channel_layer"}
+    communicator, _ = await staff_socket()
+    event_id = await asyncio.to_thread(emit_from_another_process, {"REDIS_URL": url})
+    assert [e["id"] for e in await next_events(communicator)] == [event_id]
+    await communicator.disconnect()
+    await relay_shutdown()
