@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -147,9 +148,13 @@ if REDIS_URL:
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         },
         # The live feed's events: published once, received once by each web process's relay.
+        # Pub/sub channels ignore the database number, so the prefix carries it.
         "events": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": f"aisystem-db{urlparse(REDIS_URL).path.strip('/') or '0'}",
+            },
         },
     }
 else:

@@ -39,8 +39,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,7 @@ class Run:
     finished_s: float  # until every message was finished
     cpu_s: float
     rss_mb: float
+    requests: Counter[str] = field(default_factory=Counter)  # sent to Telegram, by function
 
     @property
     def rate(self) -> float:
@@ -94,6 +96,7 @@ def lean_telegram(me: Any) -> Any:
         def __init__(self) -> None:
             super().__init__(me)
             self.replied: set[tuple[int, int]] = set()
+            self.counts: Counter[str] = Counter()
             self.expected = 0
             self.all_replied = asyncio.Event()
 
@@ -101,6 +104,7 @@ def lean_telegram(me: Any) -> Any:
             result = await super().answer(query)
             self.requests.clear()
             self.request_times.clear()
+            self.counts[type(query).__name__] += 1
             if isinstance(query, raw.functions.messages.SendMessage) and query.reply_to:
                 self.replied.add((query.peer.user_id, query.reply_to.reply_to_msg_id))
                 if len(self.replied) >= self.expected:
@@ -119,6 +123,7 @@ def lean_telegram(me: Any) -> Any:
             return wire(self.updates(update))
 
         def expect(self, count: int) -> None:
+            self.counts = Counter()
             self.replied.clear()
             self.expected = count
             self.all_replied.clear()
@@ -193,7 +198,8 @@ class Bench:
         while bridge.dispatcher.active_chats or bridge.dispatcher.in_flight:
             await asyncio.sleep(0.005)
         finished = time.perf_counter() - start
-        return Run(count, replied, finished, time.process_time() - cpu, rss_mb())
+        cpu = time.process_time() - cpu
+        return Run(count, replied, finished, cpu, rss_mb(), self.server.counts)
 
     async def pipeline_alone(self, first: int, count: int, concurrency: int) -> Run:
         """The processor with ``NullTransport``: ``concurrency`` workers, the same chats."""
@@ -265,6 +271,10 @@ def report(args: argparse.Namespace, bridge: Run, baseline: Run, rss_start: floa
             f"finished in {run.finished_s:5.1f} s)  cpu {run.cpu_ms:5.2f} ms/msg  "
             f"peak RSS {run.rss_mb:6.1f} MB"
         )
+    per_message = ", ".join(
+        f"{name} {count / bridge.messages:.1f}" for name, count in bridge.requests.most_common()
+    )
+    print(f"  Telegram requests per message: {per_message}")
     print(
         f"  bridge vs pipeline alone: throughput ratio {baseline.rate / bridge.rate:.2f}, "
         f"cpu +{bridge.cpu_ms - baseline.cpu_ms:.2f} ms/msg"

@@ -7,13 +7,16 @@ Life of a run (``TelegramBridge.run``):
 2. messages left "processing" by a process that died are marked interrupted, and every
    interrupted message is fetched again from Telegram and resumed (once: see the store);
 3. updates that arrived while the bridge was down come in through Pyrogram's gap recovery
-   (the update state is kept in the database, see ``storage``); those older than the start are
-   catch-up: at most ``catch_up_minutes`` old and ``catch_up_messages`` per chat, deduplicated
-   by the pipeline's dedup key;
+   (the update state is kept in the database, see ``storage``) while the client starts, so the
+   handlers are registered first and hold them until step 2 is done and intake opens; those
+   older than the start are catch-up: at most ``catch_up_minutes`` old and
+   ``catch_up_messages`` per chat, deduplicated by the pipeline's dedup key;
 4. each message goes to the dispatcher (chats concurrently, each chat in order, bounded,
    with backpressure); ``/cancel`` and the Stop button bypass the chat's queue;
 5. on SIGTERM/SIGINT: intake stops, in-flight messages get ``shutdown_deadline_seconds`` to
-   finish, unfinished ones are marked interrupted, the client stops, the exit code is 0.
+   finish, the ones cut short are marked interrupted, the outbox sender finishes the delivery
+   in progress, the client stops, the exit code is 0. Messages still queued behind them, or
+   arriving after the signal, are not recorded and do not come back (see the log).
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ class TelegramBridge:
         """Every new or edited message: adapted, then queued in its chat's order."""
         self.last_update_at = timezone.now()
         if not self.intake_open and not await self._intake_opens():
-            logger.info("stopping: message %s not taken", message.id)
+            chat_id = message.chat.id if message.chat else None
+            logger.warning("stopping: message %s in chat %s not taken", message.id, chat_id)
             return
         catch_up = self._catch_up(message)
         if catch_up is None:
@@ -122,13 +126,14 @@ class TelegramBridge:
             await self.albums.add(inbound, media_group_key(message))
 
     def open_intake(self) -> None:
+        """Start taking messages (``_after_connect`` does, once resuming is done)."""
         self.intake_open = True
         self._intake_opened.set()
 
     async def _intake_opens(self) -> bool:
         """Wait while intake is not open yet: gap recovery hands over the updates missed
         while the bridge was down during ``client.start()``, before the bridge is ready for
-        them. False once a stop is requested (or intake closed for it)."""
+        them. False once a stop is requested."""
         if self.shutdown.stopping.is_set():
             return False
         waits = [
@@ -176,7 +181,7 @@ class TelegramBridge:
         try:
             await self.dispatcher.submit(inbound.chat_id, job, bypass_order=urgent)
         except DispatcherClosed:
-            logger.info("stopping: message %s in chat %s left for the next start", *key[::-1])
+            logger.warning("stopping: message %s in chat %s not taken", *key[::-1])
 
     async def _process(self, inbound: InboundMessage, *, streaming: bool) -> None:
         transport = self._transport()

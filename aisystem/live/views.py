@@ -17,7 +17,7 @@ COUNTERS = [
     ("rejected", "rejected"),
     ("failed", "failed"),
     ("deferred", "deferred"),
-    ("errors", "with errors"),
+    ("errors", "errors"),
     ("p50", "p50 latency"),
     ("tokens", "tokens"),
     ("cost", "cost"),

@@ -4,7 +4,7 @@
   "use strict";
 
   var NS = "http://www.w3.org/2000/svg";
-  var WIDTH = 720, HEIGHT = 160;
+  var HEIGHT = 160;
   var PAD = { left: 34, right: 46, top: 10, bottom: 20 };
 
   function el(name, attrs, text) {
@@ -28,7 +28,7 @@
     return ms >= 1000 ? (ms / 1000).toFixed(ms >= 10000 ? 0 : 1) + " s" : Math.round(ms) + " ms";
   }
 
-  function axes(svg, countMax, msMax, plotW, plotH) {
+  function axes(svg, countMax, msMax, plotW, plotH) {  // plotW: the drawable width
     svg.appendChild(el("line", { x1: PAD.left, y1: PAD.top + plotH, x2: PAD.left + plotW,
                                  y2: PAD.top + plotH, class: "axis" }));
     svg.appendChild(el("text", { x: PAD.left - 4, y: PAD.top + 8, class: "tick", "text-anchor": "end" },
@@ -47,6 +47,7 @@
   /* Replace the content of `svg` with the chart of `buckets` (from Model.perMinute). */
   function draw(svg, buckets) {
     while (svg.firstChild) { svg.removeChild(svg.firstChild); }
+    var WIDTH = Math.max(320, svg.clientWidth || 720);  // one SVG unit per CSS pixel: crisp text
     svg.setAttribute("viewBox", "0 0 " + WIDTH + " " + HEIGHT);
     var plotW = WIDTH - PAD.left - PAD.right, plotH = HEIGHT - PAD.top - PAD.bottom;
     var countMax = niceMax(Math.max.apply(null, buckets.map(function (b) {
@@ -71,7 +72,7 @@
       if (b.p50 !== null) {
         points.push((x + slot / 2).toFixed(1) + "," + (PAD.top + plotH - plotH * b.p50 / msMax).toFixed(1));
       }
-      if (i % 5 === 0 || i === buckets.length - 1) {
+      if (i % 5 === 0) {
         svg.appendChild(el("text", { x: x + slot / 2, y: HEIGHT - 4, class: "tick",
                                      "text-anchor": "middle" }, minuteLabel(b.minute)));
       }

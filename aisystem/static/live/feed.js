@@ -304,6 +304,7 @@
   $("journeys").tBodies[0].addEventListener("click", toggleDetails);
   window.setInterval(keepAlive, PING_MS);
   window.setInterval(scheduleRedraw, 15000);  // the chart's minutes move on without events
+  window.addEventListener("resize", scheduleRedraw);
   redraw();
   connect();
 })();

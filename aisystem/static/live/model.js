@@ -25,7 +25,6 @@
     this.tokens = 0;
     this.costUsd = 0;
     this.model = "";
-    this.error = false;
   }
 
   /* Fold one event into the journey's facts; events may arrive out of id order. */
@@ -36,7 +35,6 @@
     this.firstId = Math.min(this.firstId, event.id);
     this.transport = this.transport || event.transport;
     if (this.chatId === null) { this.chatId = event.chat_id; }
-    if (event.level === "error") { this.error = true; }
     var handler = STEP_FACTS[event.kind] || (event.kind.indexOf(FINAL_PREFIX) === 0 ? finalFacts : null);
     if (handler) { handler(this, event, data); }
   };
@@ -153,13 +151,23 @@
       if (j.status === "received") { c.inFlight += 1; }
       if (j.status in c) { c[j.status] += 1; }
       if (j.delivered) { c.delivered += 1; }
-      if (j.error) { c.errors += 1; }
       c.tokens += j.tokens;
       c.cost += j.costUsd;
       if (j.latencyMs !== null) { latencies.push(j.latencyMs); }
     });
     c.p50 = median(latencies);
+    c.errors = this.errorEvents(filters).length;
     return c;
+  };
+
+  /* Error-level events: a message's when its journey passes the filters, every system one. */
+  Model.prototype.errorEvents = function (filters) {
+    var self = this;
+    return this.events.filter(function (event) {
+      if (event.level !== "error") { return false; }
+      var journey = event.message_id === null ? null : self.journeys.get(event.message_id);
+      return !journey || self.matches(journey, filters);
+    });
   };
 
   /* Per-minute figures for the last `minutes` minutes: messages, p50 latency, errors. */
@@ -182,10 +190,7 @@
       bucket.messages += 1;
       if (j.latencyMs !== null) { bucket.latencies.push(j.latencyMs); }
     });
-    this.events.forEach(function (event) {
-      if (event.level !== "error") { return; }
-      var journey = event.message_id === null ? null : self.journeys.get(event.message_id);
-      if (journey && !self.matches(journey, filters)) { return; }
+    this.errorEvents(filters).forEach(function (event) {
       var bucket = bucketOf(event.created_at);
       if (bucket) { bucket.errors += 1; }
     });
