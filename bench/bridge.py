@@ -1,7 +1,7 @@
 """Benchmark: raw Telegram updates through the bridge and the whole pipeline, on SQLite.
 
 Run: .venv/bin/python bench/bridge.py [--messages 2000] [--chats 1000] [--account bot|user]
-                                      [--concurrency N] [--paced]
+                                      [--concurrency N] [--paced] [--message-cache N]
 
 Everything but the network is real: ``TelegramBridge.run()`` with a kurigram ``Client`` whose
 sessions are the test harness's ``FakeSession`` (tests/telegram_bridge/harness), so each update
@@ -22,9 +22,12 @@ conversations exist; connections and imports are hot).
 
 Figures: messages per second until every reply's first SendMessage was captured, and until
 every message was finished (final edit sent, outcome recorded); CPU time per message; and peak
-RSS (``ru_maxrss``) after each stage. The baseline is the pipeline alone with a transport that
-does nothing (bench/pipeline.py's ``NullTransport``), same messages, chats and concurrency, so
-the ratio is the bridge's own cost: Pyrogram, the adapter, the dispatcher, the transport.
+RSS (``ru_maxrss``) after each stage; and the Telegram requests per message by function (a
+``GetMessages`` there is Pyrogram fetching the message a reply answers, once it has fallen out
+of the client's message cache: ``--message-cache`` shows the difference). The baseline is the
+pipeline alone with a transport that does nothing (bench/pipeline.py's ``NullTransport``), same
+messages, chats and concurrency, so the ratio is the bridge's own cost: Pyrogram, the adapter,
+the dispatcher, the transport.
 Nothing is asserted: these machines are noisy.
 """
 
@@ -137,14 +140,13 @@ def lean_telegram(me: Any) -> Any:
 class Bench:
     def __init__(self, args: argparse.Namespace, base_url: str) -> None:
         from aisystem.models import AccessAction, AccessRule, TelegramSession
-        from tests.telegram_bridge.harness import make_user, private_chat, session_string
+        from tests.telegram_bridge.harness import make_user, session_string
 
         self.args = args
         is_bot = args.account == "bot"
         self.me = make_user(7000, "Assistant", username="bench_bot", bot=is_bot, is_self=True)
         self.server = lean_telegram(self.me)
         self.users = [make_user(FIRST_USER_ID + n, f"User {n}") for n in range(args.chats)]
-        self.chats = [private_chat(user) for user in self.users]
         self.server.add(*self.users)
         self.base_url = base_url
         AccessRule.objects.create(action=AccessAction.ALLOW, match_everyone=True)
@@ -166,7 +168,10 @@ class Bench:
             session_pk=self.session.pk, session_string=self.session.session_string
         )
         # As telegram_bridge.sessions.client_for_session builds it.
-        client = HarnessClient(self.server, storage_engine=storage, skip_updates=False, workers=2)
+        options: dict[str, Any] = {"skip_updates": False, "workers": 2}
+        if self.args.message_cache:
+            options["max_message_cache_size"] = self.args.message_cache
+        client = HarnessClient(self.server, storage_engine=storage, **options)
         config = BridgeConfig.from_settings()
         if self.args.concurrency:
             config = replace(config, max_concurrency=self.args.concurrency)
@@ -327,6 +332,7 @@ def main() -> None:
         "--concurrency", type=int, default=0, help="chats at once (default: the setting)"
     )
     parser.add_argument("--paced", action="store_true", help="wait out the outbound limiter")
+    parser.add_argument("--message-cache", type=int, default=0, help="client message cache size")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:

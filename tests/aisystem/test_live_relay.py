@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -284,7 +285,11 @@ async def test_with_redis_an_event_broadcast_by_another_process_reaches_a_browse
         **LAYERS,
         LIVE_FEED_LAYER: {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": url, "socket_timeout": 15}]},
+            # The same prefix the other process derives from REDIS_URL (see settings).
+            "CONFIG": {
+                "hosts": [{"address": url, "socket_timeout": 15}],
+                "prefix": f"aisystem-db{urlparse(url).path.strip('/') or '0'}",
+            },
         },
     }
     settings.LIVE_FEED = {**settings.LIVE_FEED, "SOURCE": "channel_layer"}
