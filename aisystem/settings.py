@@ -142,7 +142,8 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis's layer with a fix for lost cancellations (see the class).
+            "BACKEND": "aisystem.live.layers.RedisChannelLayer",
             # A consumer waits on BZPOPMIN for 5 s at a time; redis-py's default 5 s socket
             # timeout would cut that wait and crash idle sockets, so the read timeout is longer.
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},

@@ -7,9 +7,9 @@ A real daphne process serves ``aisystem.asgi:application`` on a free loopback po
 SQLite database in a temporary directory (DATABASE_URL is ignored: the developer's data is
 never touched). This process signs a staff user in and opens ``--clients`` WebSockets to
 ``/ws/live/`` with its session cookie (a minimal RFC 6455 client, no extra dependency). A
-third process, the emitter, calls ``events_record`` as the pipeline does, one event per
-transaction, with the wall-clock time of the call in ``data``. Each client notes when each
-event arrives.
+third process, the emitter, calls ``events_record`` as the pipeline does (``--batch`` events
+per call and transaction, 3 by default), with the wall-clock time of the call in ``data``.
+Each client notes when each event arrives.
 
 Two phases per mode:
 - paced: ``--rate`` events/s for ``--seconds``: fan-out latency (emitted → received, over
@@ -17,10 +17,12 @@ Two phases per mode:
 - flood: ``--flood`` events as fast as the emitter can record them: events/s sustained, i.e.
   events delivered to every client per second, from the first emit to the last delivery.
 
-Modes: ``embedded`` (the relay polls the Event table) and ``redis`` (channels-redis; needs
-REDIS_URL or a Redis at 127.0.0.1:6379, else "skipped: no Redis"; database 13 by default, so
-nothing else on that server sees the bench's groups). Targets: p99 <= 100 ms embedded,
-<= 50 ms Redis. Nothing is asserted: these machines are noisy.
+Modes: ``embedded`` (the relay polls the Event table) and ``redis`` (channels-redis pub/sub;
+needs REDIS_URL or a Redis at 127.0.0.1:6379, else "skipped: no Redis"; database 13 by
+default, whose pub/sub prefix no other setting shares). The bench's processes freeze the
+objects Django loaded (``gc.freeze()``, as ``aisystem/asgi.py`` does), so that garbage
+collection pauses are not counted as fan-out. Targets: p99 <= 100 ms embedded, <= 50 ms
+Redis. Nothing is asserted: these machines are noisy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import base64
 import gc
 import json
 import os
+import shutil
 import socket
 import statistics
 import struct
@@ -40,6 +43,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -372,8 +376,6 @@ async def bench_mode(mode: str, args: argparse.Namespace, cookie: str, redis_url
 
 
 def redis_reachable(url: str) -> bool:
-    from urllib.parse import urlparse
-
     parsed = urlparse(url)
     try:
         with socket.create_connection((parsed.hostname or HOST, parsed.port or 6379), 1):
@@ -403,15 +405,19 @@ def main() -> None:
     cookie = setup_django(args.data_dir)
     gc.freeze()  # as aisystem/asgi.py does: no 100 ms collections while the clients measure
     print(
-        f"SQLite in {args.data_dir}; {args.clients} WebSocket clients in this process, events "
-        f"recorded by another, {args.batch} per transaction; paced {args.rate:g}/s for "
+        f"SQLite in {args.data_dir} (removed at the end); {args.clients} WebSocket clients in "
+        f"this process, events recorded by another, {args.batch} per transaction; paced "
+        f"{args.rate:g}/s for "
         f"{args.seconds:g} s, flood {args.flood}; {os.cpu_count()} CPUs"
     )
-    for mode in args.modes:
-        if mode == "redis" and not redis_reachable(redis_url):
-            print("\nredis: skipped: no Redis (set REDIS_URL or start one on 127.0.0.1:6379)")
-            continue
-        asyncio.run(bench_mode(mode, args, cookie, redis_url if mode == "redis" else ""))
+    try:
+        for mode in args.modes:
+            if mode == "redis" and not redis_reachable(redis_url):
+                print("\nredis: skipped: no Redis (set REDIS_URL or start one on 127.0.0.1:6379)")
+                continue
+            asyncio.run(bench_mode(mode, args, cookie, redis_url if mode == "redis" else ""))
+    finally:
+        shutil.rmtree(args.data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -95,8 +95,8 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channel
             await super().dispatch(message)
 
     async def feed_events(self, message: dict[str, Any]) -> None:
-        """A batch from the relay or from ``pipeline.events``: pass the encoded frame on, minus
-        any event the history already gave this browser."""
+        """A batch from this process's relay: pass the encoded frame on, minus any event the
+        history already gave this browser."""
         if self.history_ids.isdisjoint(message["ids"]):
             await self.send(text_data=message["text"])
             return

@@ -20,6 +20,7 @@ import contextlib
 import time
 from typing import Any
 
+import channels_redis.core
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
@@ -74,3 +75,21 @@ class LocalFanoutLayer(InMemoryChannelLayer):  # type: ignore[misc]  # channels 
             return
         self._cleaned_at = now
         super()._clean_expired()
+
+
+class RedisChannelLayer(channels_redis.core.RedisChannelLayer):  # type: ignore[misc]
+    """channels-redis's layer (the ``"default"`` alias with ``REDIS_URL``), minus a zombie.
+
+    On Python 3.11, a cancellation that lands while redis-py is connecting can be lost inside
+    ``asyncio.wait_for``; the receive loop of a closed socket then polls Redis (BZPOPMIN, 5 s
+    at a time) forever, and an event loop shutting down waits for it forever. The task still
+    says it is being cancelled, so each poll first checks that and stops. (Settings also give
+    the connection a socket timeout above the 5 s poll: redis-py's default of exactly 5 s cut
+    every idle consumer off with "Timeout reading".)
+    """
+
+    async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> Any:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        return await super()._brpop_with_clean(index, channel, timeout)

@@ -27,9 +27,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
@@ -120,8 +121,9 @@ class EventRelay:
         from live batches: an event may be in both)."""
         self._subscribers += 1
         if not self.running:
-            self._ready = self.loop.create_future()
-            self._task = self.loop.create_task(self._run(self._ready), name="live-feed-relay")
+            ready = self._ready = self.loop.create_future()
+            self._task = self.loop.create_task(self._run(ready), name="live-feed-relay")
+            self._task.add_done_callback(partial(_relay_ended, ready))
         assert self._ready is not None
         await asyncio.shield(self._ready)
 
@@ -144,6 +146,16 @@ class EventRelay:
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
         raise NotImplementedError
+
+
+def _relay_ended(ready: asyncio.Future[None], task: asyncio.Task[None]) -> None:
+    """A relay only ends by being stopped; if it fails instead, the sockets waiting for it to
+    start fail too (their pages reconnect, which starts a new relay)."""
+    if task.cancelled() or task.exception() is None:
+        return
+    logger.error("live feed relay failed", exc_info=task.exception())
+    if not ready.done():
+        ready.set_exception(RuntimeError("the live feed relay failed"))
 
 
 class DatabaseRelay(EventRelay):
@@ -216,10 +228,10 @@ class ChannelLayerRelay(EventRelay):
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
         layer = get_channel_layer(LIVE_FEED_LAYER)
-        channel = await layer.new_channel(prefix="live-feed-relay.")
+        channel = await _retrying(lambda: layer.new_channel(prefix="live-feed-relay."))
         pending: list[dict[str, Any]] = []
         arrived = asyncio.Event()
-        await layer.group_add(LIVE_FEED_GROUP, channel)
+        await _retrying(lambda: layer.group_add(LIVE_FEED_GROUP, channel))
         ready.set_result(None)
         receiver = asyncio.create_task(_receive_into(layer, channel, pending, arrived))
         try:
@@ -227,7 +239,7 @@ class ChannelLayerRelay(EventRelay):
                 try:
                     await asyncio.wait_for(arrived.wait(), REJOIN_SECONDS)
                 except TimeoutError:  # quiet: renew the membership (some layers expire it)
-                    await layer.group_add(LIVE_FEED_GROUP, channel)
+                    await _retrying(lambda: layer.group_add(LIVE_FEED_GROUP, channel))
                     continue
                 arrived.clear()
                 batch = pending[:]
@@ -238,6 +250,16 @@ class ChannelLayerRelay(EventRelay):
             receiver.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.shield(layer.group_discard(LIVE_FEED_GROUP, channel))
+
+
+async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """``await call()``, again after a pause while the shared layer is unreachable."""
+    while True:
+        try:
+            return await call()
+        except Exception:
+            logger.warning("live feed relay: the channel layer failed", exc_info=True)
+            await asyncio.sleep(ERROR_PAUSE_SECONDS)
 
 
 async def _receive_into(

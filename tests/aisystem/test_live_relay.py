@@ -5,6 +5,7 @@ broadcasts instead (the channels-redis mode)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -19,9 +20,12 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from aisystem.live import relay
+from aisystem.live.layers import LocalFanoutLayer
+from aisystem.live.layers import RedisChannelLayer as RedisLayer
 from aisystem.live.relay import (
     LOCAL_LAYER,
     MAX_GAPS,
+    EventRelay,
     RelayCursor,
     merge_feed_messages,
     relay_shutdown,
@@ -182,6 +186,17 @@ async def test_the_relay_polls_only_while_someone_watches(embedded: None) -> Non
     assert await received_ids(channel) == ids
 
 
+async def test_a_relay_that_fails_fails_the_sockets_waiting_for_it_instead_of_hanging() -> None:
+    class Failing(EventRelay):
+        async def _run(self, ready: asyncio.Future[None]) -> None:
+            raise OSError("no way through")
+
+    relay = Failing()
+    with pytest.raises(RuntimeError, match="relay failed"):
+        await asyncio.wait_for(relay.subscribe(), TIMEOUT)
+    assert not relay.running
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_reading_the_database_recording_does_not_broadcast(
     embedded: None, settings: Any
@@ -298,3 +313,53 @@ async def test_with_redis_an_event_broadcast_by_another_process_reaches_a_browse
     assert [e["id"] for e in await next_events(communicator)] == [event_id]
     await communicator.disconnect()
     await relay_shutdown()
+
+
+# --- The channel layers ----------------------------------------------------------------------
+
+
+async def test_the_local_layer_gives_every_member_the_message_and_skips_a_full_one() -> None:
+    layer = LocalFanoutLayer(capacity=1)
+    first, second = await layer.new_channel(), await layer.new_channel()
+    for channel in (first, second):
+        await layer.group_add(LIVE_FEED_GROUP, channel)
+    await layer.send(second, {"type": "filler"})  # second is now full
+    message = feed_message([{"id": 1}])
+    await layer.group_send(LIVE_FEED_GROUP, message)
+    assert await layer.receive(first) is message  # shared, not copied
+    assert (await layer.receive(second))["type"] == "filler"
+    await layer.group_send(LIVE_FEED_GROUP, feed_message([{"id": 2}]))
+    assert (await layer.receive(second))["ids"] == [2]
+
+
+async def test_a_redis_receive_whose_cancellation_was_lost_stops_instead_of_polling() -> None:
+    """Python 3.11's wait_for can swallow a cancellation inside redis-py; the task still
+    counts it, and the layer's next poll ends the task instead of going on forever."""
+    layer = RedisLayer(hosts=[{"address": "redis://127.0.0.1:1/0"}])  # never reached
+
+    async def receive_after_a_lost_cancellation() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(1)  # the cancellation lands here and is swallowed
+        await layer._brpop_with_clean(0, "asgi:channel", timeout=5)
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(receive_after_a_lost_cancellation())
+
+
+@pytest.mark.redis
+async def test_an_idle_socket_on_the_redis_layer_outlives_the_5_second_poll(
+    settings: Any,
+) -> None:
+    url = os.environ.get("TEST_REDIS_URL", "")
+    require_service("Redis", bool(url) and reachable(url, 6379), "set TEST_REDIS_URL")
+    layer = RedisLayer(hosts=[{"address": url, "socket_timeout": 15}])
+    channel = await layer.new_channel()
+    receiving = asyncio.create_task(layer.receive(channel))
+    await asyncio.sleep(6)  # redis-py's default 5 s read timeout would have failed it by now
+    assert not receiving.done()
+    await layer.send(channel, {"type": "still.here"})
+    assert (await asyncio.wait_for(receiving, TIMEOUT))["type"] == "still.here"
+    await layer.flush()

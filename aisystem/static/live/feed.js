@@ -154,17 +154,17 @@
     var text = node("td", "text", truncate(journey.text, TEXT_CHARS));
     text.title = journey.text;
     var cost = journey.tokens ? journey.tokens + " · $" + journey.costUsd.toFixed(4) : "";
+    var where = journey.transport + (journey.chatId === null ? "" : " · #" + journey.chatId);
     [
       node("td", "time", journey.startedAt ? clock(journey.startedAt) : clock(journey.events[0].created_at)),
-      node("td", "transport", journey.transport),
-      node("td", "chat", journey.chatId === null ? "" : "#" + journey.chatId),
+      node("td", "status", journey.statusText),
+      node("td", "where", where),
       node("td", "workspace", journey.workspace),
       node("td", "type", journey.type),
       text,
       journeySteps(journey),
       node("td", "latency", journey.latencyMs === null ? "" : LF.formatMs(journey.latencyMs)),
       node("td", "usage", cost),
-      node("td", "status", journey.statusText),
     ].forEach(function (cell) { tr.appendChild(cell); });
     tr.hidden = !model.matches(journey, filters);
     return tr;
@@ -192,7 +192,7 @@
   function detailsRow(journey) {
     var tr = node("tr", "details");
     var td = node("td");
-    td.colSpan = 10;
+    td.colSpan = 9;
     var list = node("ol", "event-list");
     journey.events.forEach(function (event) {
       var item = node("li", "level-" + event.level);
