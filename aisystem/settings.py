@@ -221,7 +221,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"  # /accounts/login/: staff and non-staff (the admin's admits staff only)
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 SOCIAL_AUTH_STORAGE = "aisystem.social.EncryptedDjangoStorage"
 SOCIAL_AUTH_JSONFIELD_ENABLED = True
 

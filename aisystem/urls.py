@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
+from aisystem.accounts.views import home
 from aisystem.api import api
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", home, name="home"),
+    path("accounts/", include("aisystem.accounts.urls")),  # sign-in for the browser chat
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("live/", include("aisystem.live.urls")),

@@ -17,6 +17,7 @@ import pytest
 from tests.helpers import ROOT, subprocess_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
+BRIDGE_IDLES = "waiting for python manage.py telegram_login"
 
 
 def free_port() -> int:
@@ -35,6 +36,17 @@ def wait_for_http(url: str, process: subprocess.Popen[str], deadline: float) -> 
         except OSError:
             time.sleep(0.3)
     return 0
+
+
+def wait_for_log(
+    log: Path, needles: list[str], process: subprocess.Popen[str], deadline: float
+) -> bool:
+    while time.monotonic() < deadline and process.poll() is None:
+        text = log.read_text()
+        if all(needle in text for needle in needles):
+            return True
+        time.sleep(0.3)
+    return False
 
 
 def test_web_worker_and_bridge_start_serve_the_admin_and_stop_cleanly_on_ctrl_c(
@@ -64,7 +76,10 @@ def test_web_worker_and_bridge_start_serve_the_admin_and_stop_cleanly_on_ctrl_c(
                 f"http://127.0.0.1:{port}/admin/login/", process, time.monotonic() + 60
             )
             assert status == 200, log.read_text()
-            time.sleep(1.5)  # let the worker finish starting, as a person would
+            # Ctrl-C once every process is up, as a person would: the worker's cluster is
+            # running and the bridge idles (both can take a while on a busy machine).
+            ready = wait_for_log(log, [BRIDGE_IDLES, "running."], process, time.monotonic() + 60)
+            assert ready, log.read_text()
             process.send_signal(signal.SIGINT)  # what Ctrl-C delivers to honcho
             # A hang guard, not a timing assertion: the contract is 10 s.
             process.wait(timeout=30)
@@ -78,7 +93,7 @@ def test_web_worker_and_bridge_start_serve_the_admin_and_stop_cleanly_on_ctrl_c(
     text = log.read_text()
     assert "SIGKILL" not in text, text
     assert "Q Cluster" in text and "has stopped" in text, text
-    assert "waiting for python manage.py telegram_login" in text, text  # the bridge idles
+    assert BRIDGE_IDLES in text, text
     leftovers = subprocess.run(
         ["pgrep", "-f", f"--port {port}"], capture_output=True, text=True, check=False
     )

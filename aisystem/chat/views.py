@@ -14,7 +14,7 @@ from aisystem.chat.protocol import WS_PATH, frame_limit_bytes
 
 @login_required
 def chat_page(request: HttpRequest) -> HttpResponse:
-    """The page; anonymous visitors are sent to the admin sign-in, and back here after.
+    """The page; anonymous visitors are sent to the sign-in page, and back here after.
     The sign-in address is also where the page goes when its socket is refused (4401)."""
     max_chars = settings.PIPELINE["MAX_INPUT_CHARS"]
     login = resolve_url(settings.LOGIN_URL)

@@ -6,13 +6,8 @@ Sockets go through ``AuthMiddlewareStack`` with a real session cookie, as in pro
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -25,6 +20,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.cache import cache
 from django.test import AsyncClient, override_settings
@@ -54,12 +50,23 @@ from aisystem.models import (
     OutboxItem,
     Workspace,
 )
+from aisystem.services.accounts import superuser_ensure
 from pipeline.deferred import deferred_answer
 from pipeline.fakeclaude import UNAUTHORIZED, FakeClaude, Scenario
 from pipeline.security_gate import NOT_AVAILABLE
+from tests.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    background,
+    chromium,
+    daphne_args,
+    fakeclaude_args,
+    free_port,
+    log_tail,
+    process_env,
+)
 from tests.conftest import PRIMARY_KEY, require_service
 from tests.factories import UserFactory
-from tests.helpers import ROOT, subprocess_database_url
 
 APPLICATION = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 WORDS = "alpha beta gamma delta epsilon zeta"
@@ -227,6 +234,28 @@ async def test_without_an_allow_rule_the_gate_refuses_in_plain_words(
     assert (reply["status"], reply["reason"]) == ("rejected", "no_matching_rule")
     assert reply["text"] == NOT_AVAILABLE
     assert fake_claude.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_owner_made_by_ensure_superuser_is_answered_and_nobody_else(
+    fake_claude: FakeClaude,
+) -> None:
+    fake_claude.set_scenario(Scenario(name="words", reply_text=WORDS))
+    await sync_to_async(superuser_ensure)(username="owner", email=None, password="x-Passw0rd-1")
+    owner = await get_user_model().objects.aget(username="owner")
+    other = await sync_to_async(UserFactory)(username="guest")
+
+    async with chat_socket(owner) as page:
+        await opening(page)
+        await send(page, "hello", "m1")
+        answered = (await events_until_reply(page, "m1"))[-1]
+    async with chat_socket(other) as page:
+        await opening(page)
+        await send(page, "hello", "m2")
+        refused = (await events_until_reply(page, "m2"))[-1]
+
+    assert (answered["status"], answered["text"]) == ("answered", WORDS)
+    assert (refused["status"], refused["reason"]) == ("rejected", "no_matching_rule")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -446,7 +475,7 @@ def test_the_page_sends_anonymous_visitors_to_sign_in(client: Any) -> None:
     response = client.get("/chat/")
 
     assert response.status_code == 302
-    assert response["Location"] == "/admin/login/?next=/chat/"
+    assert response["Location"] == "/accounts/login/?next=/chat/"
 
 
 @pytest.mark.django_db
@@ -553,42 +582,10 @@ def test_the_token_bucket_refills_over_time() -> None:
 
 # --- In a real browser: daphne and fakeclaude in their own processes ---------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "var" / "test-artifacts"))
+FINAL_STATUSES = ("answered", "failed", "rejected", "deferred")
 BROWSER_REPLY = (
     "The **streamed** answer grows word by word until every one of these words is there."
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"nothing listens on {port}:\n{log.read_text()}")
-
-
-@contextlib.contextmanager
-def background(args: list[str], env: dict[str, str], log: Path, port: int) -> Iterator[None]:
-    with log.open("wb") as output:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(port, process, log)
-            yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.mark.browser
@@ -599,46 +596,40 @@ def test_in_chromium_a_user_signs_in_and_sees_the_streamed_reply_grow(
     require_service("Chromium", shutil.which(CHROMIUM) is not None, f"{CHROMIUM} is missing")
     # A hasher the web process knows (the suite's fast MD5 is for this process only).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    # Staff: the sign-in page is the admin's, which admits staff accounts only.
-    UserFactory(username="grace", first_name="Grace", password="a-long-Passw0rd", is_staff=True)
+    # Not staff: the site's own sign-in page admits every active account.
+    UserFactory(username="grace", first_name="Grace", password="a-long-Passw0rd")
     AccessRule.objects.create(action=AccessAction.ALLOW, transport="web")
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")  # Playwright's sync API runs a loop
     from playwright.sync_api import sync_playwright
 
     claude_port, web_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
-        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{claude_port}",
-        "ANTHROPIC_API_KEY": "sk-ant-browser-test",
-        "PYTHONUNBUFFERED": "1",
-    }
-    fake = [sys.executable, "manage.py", "fakeclaude", "--port", str(claude_port)]
-    fake += ["--tps", "25", "--reply", BROWSER_REPLY]
-    web = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port)]
-    web += ["aisystem.asgi:application"]
+    env = process_env(claude_port)
+    fake = fakeclaude_args(claude_port, "--tps", "25", "--reply", BROWSER_REPLY)
     base = f"http://127.0.0.1:{web_port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with (
         background(fake, env, tmp_path / "fakeclaude.log", claude_port),
-        background(web, env, tmp_path / "daphne.log", web_port),
+        background(daphne_args(web_port), env, tmp_path / "daphne.log", web_port),
         sync_playwright() as playwright,
     ):
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-        )
+        browser = chromium(playwright)
         page = browser.new_page()
         page.goto(f"{base}/chat/")
-        assert page.url == f"{base}/admin/login/?next=/chat/"
+        assert page.url == f"{base}/accounts/login/?next=/chat/"
         page.fill("#id_username", "grace")
         page.fill("#id_password", "a-long-Passw0rd")
-        page.click("input[type=submit]")
+        page.click("button[type=submit]")
         page.wait_for_selector("#connection[data-state=online]")
         page.fill("#input", "Tell me something")
         page.keyboard.press("Enter")
         reply = page.locator(".message.assistant").last
         seen = []
-        while reply.get_attribute("data-status") not in ("answered", "failed", "rejected"):
+        deadline = time.monotonic() + 60
+        while (status := reply.get_attribute("data-status")) not in FINAL_STATUSES:
+            if time.monotonic() > deadline:
+                page.screenshot(path=str(ARTIFACTS / "chat-stuck.png"), full_page=True)
+                log = log_tail(tmp_path / "daphne.log")
+                raise AssertionError(f"the reply stayed {status!r}:\n{log}")
             seen.append(reply.inner_text() if reply.count() else "")
             time.sleep(0.03)
         page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)

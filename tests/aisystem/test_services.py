@@ -231,6 +231,7 @@ def test_superuser_is_created_from_the_environment_or_with_a_generated_password(
     assert user.check_password(outcome.generated_password) and user.is_superuser
     again = superuser_ensure(username=None, email=None, password=None)
     assert not again.created and again.generated_password is None
+    assert again.chat_rule is None  # an existing superuser's rules are staff's to keep
 
     named = superuser_ensure(username="ops", email="ops@example.test", password="s3cret-Pass!")
     assert named.created and named.generated_password is None
@@ -238,6 +239,15 @@ def test_superuser_is_created_from_the_environment_or_with_a_generated_password(
     unchanged = superuser_ensure(username="ops", email=None, password="other")
     assert not unchanged.created
     assert get_user_model().objects.get(username="ops").check_password("s3cret-Pass!")
+
+
+def test_a_new_superuser_may_use_the_browser_chat_and_nobody_else() -> None:
+    outcome = superuser_ensure(username="ops", email=None, password="s3cret-Pass!")
+    rule = outcome.chat_rule
+    assert rule is not None
+    assert AccessRule.objects.get() == rule
+    assert (rule.action, rule.transport, rule.username) == ("allow", "web", "ops")
+    assert [(r.action, r.username) for r in access_rules_enabled()] == [("allow", "ops")]
 
 
 def test_the_overview_counts_todays_messages_rejections_and_usage() -> None:

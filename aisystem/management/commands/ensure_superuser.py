@@ -33,3 +33,8 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Created superuser {outcome.username!r} from DJANGO_SUPERUSER_*.")
+        if outcome.chat_rule is not None:
+            self.stdout.write(
+                f"Access rule {outcome.chat_rule} lets {outcome.username!r} use the browser chat "
+                "at /chat/; everyone else is refused until you add rules in the admin."
+            )

@@ -182,6 +182,10 @@
         entry.reply.remove();
       }
       if (entry.isNew && event.status === "answered") divider("New conversation");
+      if (event.reason === "no_matching_rule" && app.dataset.rulesUrl) {
+        // Only staff pages carry the address: the refusal itself stays non-revealing.
+        showBanner("You're staff: no access rule lets browser messages through yet. Add an Allow rule with transport \u201cBrowser chat\u201d under Admin \u2192 Access rules: " + app.dataset.rulesUrl);
+      }
       scrollDown(false);
     },
     error: function (event) {

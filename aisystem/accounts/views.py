@@ -1,0 +1,30 @@
+"""Sign-in for everyone with an account, staff or not, and the site's front door.
+
+The admin's own sign-in admits staff only, so the browser chat needs its own: Django's
+``LoginView`` with the project's page. Accounts are made by staff in the admin; there is no
+self sign-up, because the gateway spends the owner's Claude budget.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import resolve_url
+
+
+class SignInView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True  # a signed-in visitor goes straight on to ``next``
+
+
+class SignOutView(auth_views.LogoutView):
+    """POST only (Django's rule since 5.0), then back to the sign-in page."""
+
+
+def home(request: HttpRequest) -> HttpResponseRedirect:
+    """``/``: staff land in the admin, everyone else in the chat (which asks anonymous
+    visitors to sign in first)."""
+    user = request.user
+    if user.is_authenticated and user.is_active and user.is_staff:
+        return HttpResponseRedirect(resolve_url("admin:index"))
+    return HttpResponseRedirect(resolve_url("chat"))

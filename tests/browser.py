@@ -1,0 +1,92 @@
+"""What the end-to-end browser tests share: free ports, processes started in the background
+(daphne, fakeclaude) with their output in a log, and a headless Debian Chromium.
+
+Chromium runs with the flags that keep it off the network on its own (this machine's network
+is closed, and background requests would be refused many at a time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import ROOT, subprocess_database_url
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "var" / "test-artifacts"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"nothing listens on {port}:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def background(args: list[str], env: dict[str, str], log: Path, port: int) -> Iterator[None]:
+    """Run ``args`` until the block ends, once something listens on ``port``."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, process, log)
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def process_env(claude_port: int) -> dict[str, str]:
+    """The environment of a web process sharing this test's database and the fake Claude."""
+    return {
+        **os.environ,
+        "DATABASE_URL": subprocess_database_url(),
+        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{claude_port}",
+        "ANTHROPIC_API_KEY": "sk-ant-browser-test",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def fakeclaude_args(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "manage.py", "fakeclaude", "--port", str(port), *extra]
+
+
+def daphne_args(port: int) -> list[str]:
+    application = "aisystem.asgi:application"
+    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application]
+
+
+def chromium(playwright: Any) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def log_tail(path: Path, size: int = 4000) -> str:
+    return path.read_text(errors="replace")[-size:] if path.exists() else "(no log)"
