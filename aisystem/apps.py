@@ -10,7 +10,7 @@ class AisystemConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from aisystem import checks, schedules  # noqa: F401  (registers checks and signals)
+        from aisystem import checks, job_events, schedules  # noqa: F401  (checks, signals)
 
 
 class AisystemAdminConfig(AdminConfig):
