@@ -40,6 +40,8 @@ run: setup
 	@$(PY) manage.py ensure_superuser
 	@echo ""
 	@echo "  aisystem is starting:"
+	@echo "    chat      http://127.0.0.1:$(PORT)/chat/"
+	@echo "    live feed http://127.0.0.1:$(PORT)/live/"
 	@echo "    admin     http://127.0.0.1:$(PORT)/admin/"
 	@echo "  Stop everything with Ctrl-C."
 	@echo ""

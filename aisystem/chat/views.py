@@ -10,6 +10,24 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
 
 from aisystem.chat.protocol import WS_PATH, frame_limit_bytes
+from pipeline.claude import claude_status
+
+
+def claude_setup_note() -> str:
+    """What a staff member should know when Claude cannot answer now (shown on their page
+    only: users just see that the assistant is temporarily unavailable)."""
+    status = claude_status()
+    if not status.usable_credentials and not status.fallback_key_configured:
+        return (
+            "No usable Claude API key is configured, so messages are kept and answered once "
+            "one is: add one under Admin → API credentials, or set ANTHROPIC_API_KEY."
+        )
+    if status.breaker_state != "closed":
+        return (
+            f"Claude's circuit breaker is {status.breaker_state} after repeated failures: "
+            "messages are kept and answered when Claude is back."
+        )
+    return ""
 
 
 @login_required
@@ -23,5 +41,6 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         "login_url": f"{login}?{urlencode({'next': request.get_full_path()}, safe='/')}",
         "max_chars": max_chars,
         "frame_limit": frame_limit_bytes(max_chars),
+        "staff_note": claude_setup_note() if request.user.is_staff else "",
     }
     return render(request, "chat/chat.html", context)

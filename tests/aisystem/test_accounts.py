@@ -99,3 +99,16 @@ def test_only_a_staff_chat_page_knows_where_access_rules_are_added(
     client.force_login(UserFactory(username="grace", is_staff=True))
     html = client.get("/chat/").content.decode()
     assert 'data-rules-url="/admin/aisystem/accessrule/add/?transport=web&amp;action=allow"' in html
+
+
+@pytest.mark.django_db
+def test_staff_are_told_on_the_chat_page_when_no_claude_key_is_configured(
+    client: Any, member: Any, settings: Any
+) -> None:
+    settings.ANTHROPIC_API_KEY = ""
+    client.force_login(member)
+    assert "No usable Claude API key" not in client.get("/chat/").content.decode()
+    client.force_login(UserFactory(username="grace", is_staff=True))
+    assert "No usable Claude API key" in client.get("/chat/").content.decode()
+    settings.ANTHROPIC_API_KEY = "sk-ant-configured"
+    assert 'id="staff-note"' not in client.get("/chat/").content.decode()
