@@ -35,6 +35,7 @@
                        String(countMax)));
     svg.appendChild(el("text", { x: PAD.left - 4, y: PAD.top + plotH, class: "tick",
                                  "text-anchor": "end" }, "0"));
+    if (msMax === null) { return; }  // no latency in the window: no scale to label ("1 ms")
     svg.appendChild(el("text", { x: PAD.left + plotW + 4, y: PAD.top + 8, class: "tick latency" },
                        formatMs(msMax)));
   }
@@ -55,7 +56,8 @@
     })));
     var msMax = niceMax(Math.max.apply(null, buckets.map(function (b) { return b.p50 || 0; })));
     var slot = plotW / buckets.length, barW = Math.max(2, slot * 0.42);
-    axes(svg, countMax, msMax, plotW, plotH);
+    var anyLatency = buckets.some(function (b) { return b.p50 !== null; });
+    axes(svg, countMax, anyLatency ? msMax : null, plotW, plotH);
     var points = [];
     buckets.forEach(function (b, i) {
       var x = PAD.left + i * slot;
