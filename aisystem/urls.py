@@ -3,11 +3,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from aisystem.accounts.views import home
+from aisystem.accounts.views import favicon, home
 from aisystem.api import api
 
 urlpatterns = [
     path("", home, name="home"),
+    path("favicon.ico", favicon),
     path("accounts/", include("aisystem.accounts.urls")),  # sign-in for the browser chat
     path("admin/", admin.site.urls),
     path("api/", api.urls),

@@ -112,3 +112,11 @@ def test_staff_are_told_on_the_chat_page_when_no_claude_key_is_configured(
     assert "No usable Claude API key" in client.get("/chat/").content.decode()
     settings.ANTHROPIC_API_KEY = "sk-ant-configured"
     assert 'id="staff-note"' not in client.get("/chat/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_favicon_is_the_sites_icon_not_a_404(client: Any) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/static/favicon.")
+    assert response["Location"].endswith(".svg")
