@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python bench/bridge.py [--messages 2000] [--chats 1000] [--account bot|user]
                                       [--concurrency N] [--paced] [--message-cache N]
+                                      [--no-reactions]
 
 Everything but the network is real: ``TelegramBridge.run()`` with a kurigram ``Client`` whose
 sessions are the test harness's ``FakeSession`` (tests/telegram_bridge/harness), so each update
@@ -23,8 +24,10 @@ conversations exist; connections and imports are hot).
 Figures: messages per second until every reply's first SendMessage was captured, and until
 every message was finished (final edit sent, outcome recorded); CPU time per message; and peak
 RSS (``ru_maxrss``) after each stage; and the Telegram requests per message by function (a
-``GetMessages`` there is Pyrogram fetching the message a reply answers, once it has fallen out
-of the client's message cache: ``--message-cache`` shows the difference). The baseline is the
+``GetMessages`` there would be Pyrogram fetching the message a reply answers once it has
+fallen out of the client's message cache; the bridge turns that off and fetches only for
+incoming replies, see ``telegram_bridge.adapter``; ``--no-reactions`` turns the status
+reactions off in every chat, after the warm-up). The baseline is the
 pipeline alone with a transport that does nothing (bench/pipeline.py's ``NullTransport``), same
 messages, chats and concurrency, so the ratio is the bridge's own cost: Pyrogram, the adapter,
 the dispatcher, the transport.
@@ -162,6 +165,7 @@ class Bench:
         from telegram_bridge.bridge import TelegramBridge
         from telegram_bridge.config import BridgeConfig
         from telegram_bridge.storage import DatabaseStorage
+        from telegram_bridge.transport import StopButtonResponses
         from tests.telegram_bridge.harness import HarnessClient
 
         storage = DatabaseStorage(
@@ -176,7 +180,7 @@ class Bench:
         if self.args.concurrency:
             config = replace(config, max_concurrency=self.args.concurrency)
         self.claude = ClaudeClient(base_url=self.base_url, fallback_api_key=KEY)
-        processor = UnifiedMessageProcessor(client=self.claude)
+        processor = UnifiedMessageProcessor(client=self.claude, responses=StopButtonResponses())
         return TelegramBridge(
             session=self.session,
             client=client,
@@ -307,6 +311,10 @@ async def run(args: argparse.Namespace, base_url: str) -> None:
     concurrency = bridge.dispatcher.max_concurrency
     try:
         await timed("bridge warm-up", lambda: bench.through_bridge(bridge, 0, args.chats))
+        if args.no_reactions:
+            from aisystem.models import Chat
+
+            await Chat.objects.aupdate(status_reactions=False)
         measured = await timed(
             "bridge", lambda: bench.through_bridge(bridge, args.chats, args.messages)
         )
@@ -333,6 +341,9 @@ def main() -> None:
     )
     parser.add_argument("--paced", action="store_true", help="wait out the outbound limiter")
     parser.add_argument("--message-cache", type=int, default=0, help="client message cache size")
+    parser.add_argument(
+        "--no-reactions", action="store_true", help="status reactions off in every chat"
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
@@ -345,7 +356,8 @@ def main() -> None:
 
     print(
         f"database: {connection.vendor} in {data_dir}; {args.messages} text messages over "
-        f"{args.chats} chats ({args.account} account{', paced' if args.paced else ''}) after "
+        f"{args.chats} chats ({args.account} account{', paced' if args.paced else ''}"
+        f"{', reactions off' if args.no_reactions else ''}) after "
         f"a warm-up of one per chat; fake Claude in its own process, echoing with no latency; "
         f"{os.cpu_count()} CPUs"
     )

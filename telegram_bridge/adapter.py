@@ -1,43 +1,33 @@
 """Turn a parsed Pyrogram message into the pipeline's ``InboundMessage``.
 
-``inbound_from_message`` is the one place that reads ``pyrogram.types.Message``. It decides
-what counts as a mention, which photo size goes to vision and which files are downloaded up
-front; the pipeline (``pipeline.agent_request.inspect_attachment``) decides what Claude is
-then sent, so nothing here needs to know Claude's rules beyond the size limits.
+``inbound_from_message`` is the one place that reads ``pyrogram.types.Message`` (with
+``media`` for its attachments). It decides what counts as a mention, which photo size goes
+to vision and which files are downloaded up front; the pipeline
+(``pipeline.agent_request.inspect_attachment``) decides what Claude is then sent, so nothing
+here needs to know Claude's rules beyond the size limits.
 
-Downloads: a photo's largest size within ``max_image_bytes``; documents that
-``attachment_type`` reads as a PDF, a text file or an image, within their limit. Everything
-else (voice, audio, video, video notes, animations, other files, anything over its limit)
-is described by its metadata only. A failed download never raises: the attachment comes
-without ``data`` and the router answers "couldn't download".
+Downloads are ``media.attachments_of``'s: a photo's largest size within the image limit and
+the documents Claude can read; everything else is described by its metadata only.
 """
 
 from __future__ import annotations
 
-import asyncio
-import io
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pyrogram import Client, enums, types
+from pyrogram.errors.rpc_error import RPCError
 
-from pipeline.agent_request import AttachmentLimits, attachment_type
-from pipeline.types import (
-    Attachment,
-    AttachmentKind,
-    Contact,
-    InboundMessage,
-    Location,
-    Poll,
-    ReplyReference,
-)
+from pipeline.agent_request import AttachmentLimits
+from pipeline.types import Contact, InboundMessage, Location, Poll, ReplyReference
+from telegram_bridge.media import attachments_of
 
 logger = logging.getLogger(__name__)
 
 TRANSPORT = "telegram"
-DOWNLOAD_TIMEOUT_SECONDS = 60.0
+EDIT_KEY_MARK = ":edit:"
 
 # Pyrogram's chat types as aisystem's ChatType values. A forum is a supergroup with topics;
 # a channel's direct-messages chat is many people writing to one channel, so it is treated
@@ -52,7 +42,6 @@ _CHAT_TYPES = {
     enums.ChatType.CHANNEL: "channel",
     enums.ChatType.DIRECT: "supergroup",
 }
-_METADATA_ONLY: tuple[AttachmentKind, ...] = ("voice", "audio", "video", "video_note", "animation")
 
 
 @dataclass(frozen=True)
@@ -75,12 +64,15 @@ async def inbound_from_message(
     me: BridgeIdentity,
     limits: AttachmentLimits,
     catch_up: bool = False,
+    download: bool = True,
 ) -> InboundMessage | None:
     """``message`` in transport-neutral form, or None (logged) when there is nothing to
     handle: service messages (joins, pins, title changes…), empty messages, and messages
     with neither text nor media. A message whose media kind is unknown to the bridge (a
     dice, a game, a story…) is returned with no content, so the router can say it cannot
-    handle it. Never raises for a download failure."""
+    handle it. An edited message (``edit_date`` set, not a hidden edit) gets its edit's key
+    and time. ``download=False`` describes files without fetching them (for a message only
+    recorded, not answered now). Never raises for a download failure."""
     chat = message.chat
     skip = _skip_reason(message)
     if skip or chat is None:
@@ -88,36 +80,55 @@ async def inbound_from_message(
         return None
     own = _is_from(message, me)
     # The gate ignores our own messages: describe their files, never fetch them.
-    attachments = await _attachments(client, message, limits, download=not own)
+    attachments = await attachments_of(client, message, limits, download=download and not own)
     text = _text_of(message)
     location, contact, poll = _location(message), _contact(message), _poll(message)
     if not (text or attachments or location or contact or poll or message.media):
         _log_skip(message, "nothing in it")
         return None
     sender_id, sender_username, sender_name = _sender(message)
+    edited = message.edit_date is not None and not message.edit_hidden
+    replied = await _replied_to(client, message) if not own else message.reply_to_message
     return InboundMessage(
         transport=TRANSPORT,
         chat_id=str(chat.id),
         chat_type=_CHAT_TYPES.get(chat.type, "supergroup") if chat.type else "supergroup",
-        message_id=str(message.id),
+        message_id=message_key(message.id, message.edit_date if edited else None),
         sender_id=sender_id,
-        sent_at=_aware(message.date),
+        sent_at=_aware(message.edit_date if edited else message.date),
         text=text,
         sender_username=sender_username,
         sender_name=sender_name,
         chat_title=chat.title or _full_name(chat.first_name, chat.last_name),
         is_own=own,
-        is_edited=message.edit_date is not None and not message.edit_hidden,
+        is_edited=edited,
         is_forwarded=message.forward_origin is not None,
         is_catch_up=catch_up,
-        mentions_assistant=_mentions(message, me),
+        mentions_assistant=_mentions(message, replied, me),
         assistant_username=me.username,
-        reply_to=_reply(message, me),
+        reply_to=_reply(message, replied, me),
         attachments=attachments,
         location=location,
         contact=contact,
         poll=poll,
     )
+
+
+def message_key(message_id: int, edit_date: datetime | None = None) -> str:
+    """The pipeline's id for Telegram message ``message_id``, or for its edit made at
+    ``edit_date`` (see the module docstring)."""
+    if edit_date is None:
+        return str(message_id)
+    return f"{message_id}{EDIT_KEY_MARK}{int(edit_date.timestamp())}"
+
+
+def telegram_message_id(key: str) -> int:
+    """The Telegram message id in a ``message_key`` (ValueError if it holds none)."""
+    return int(key.partition(EDIT_KEY_MARK)[0])
+
+
+def is_edit_key(key: str) -> bool:
+    return EDIT_KEY_MARK in key
 
 
 def media_group_key(message: types.Message) -> str | None:
@@ -187,7 +198,7 @@ def _utf16_slice(text: str, offset: int, length: int) -> str:
     return encoded[offset * 2 : (offset + length) * 2].decode("utf-16-le", errors="replace")
 
 
-def _mentions(message: types.Message, me: BridgeIdentity) -> bool:
+def _mentions(message: types.Message, replied: types.Message | None, me: BridgeIdentity) -> bool:
     """True if Telegram flagged the message as mentioning us, an @mention entity names our
     username, a text mention points at our user, or the message replies to one of ours."""
     if message.mentioned:
@@ -195,8 +206,7 @@ def _mentions(message: types.Message, me: BridgeIdentity) -> bool:
     text = _text_of(message)
     if any(_names_us(item, text, me) for item in _entities_of(message)):
         return True
-    reply = message.reply_to_message
-    return reply is not None and not reply.empty and _is_from(reply, me)
+    return replied is not None and not replied.empty and _is_from(replied, me)
 
 
 def _names_us(item: types.MessageEntity, text: str, me: BridgeIdentity) -> bool:
@@ -207,10 +217,29 @@ def _names_us(item: types.MessageEntity, text: str, me: BridgeIdentity) -> bool:
     return _utf16_slice(text, item.offset, item.length).lower() == f"@{me.username}".lower()
 
 
-def _reply(message: types.Message, me: BridgeIdentity) -> ReplyReference | None:
-    """The replied-to message as Pyrogram fetched it; just its id when it could not be
-    fetched (deleted, or in a chat we cannot read)."""
+async def _replied_to(client: Client, message: types.Message) -> types.Message | None:
+    """The message ``message`` replies to: from Pyrogram's message cache, else fetched (one
+    ``GetMessages``) when the client does not fetch replies itself. None if there is none or
+    it cannot be fetched (logged)."""
     reply = message.reply_to_message
+    if reply is not None or message.reply_to_message_id is None or client.fetch_replies:
+        return reply
+    chat_id = message.chat.id if message.chat else None
+    if chat_id is None:
+        return None
+    try:
+        found = await client.get_messages(chat_id, message.id, reply=True, replies=0)
+    except (RPCError, ValueError, KeyError) as error:
+        logger.info("replied-to message of %s in chat %s: %s", message.id, chat_id, error)
+        return None
+    return found if isinstance(found, types.Message) else None
+
+
+def _reply(
+    message: types.Message, reply: types.Message | None, me: BridgeIdentity
+) -> ReplyReference | None:
+    """The replied-to message as it was fetched; just its id when it could not be
+    fetched (deleted, or in a chat we cannot read)."""
     if reply is None or reply.empty:
         if message.reply_to_message_id is None:
             return None
@@ -251,133 +280,3 @@ def _poll(message: types.Message) -> Poll | None:
 def _plain(value: Any) -> str:
     """A FormattedText's text (kurigram), or the value itself as text."""
     return str(getattr(value, "text", value) or "")
-
-
-# --- Attachments ------------------------------------------------------------------------------
-
-
-async def _attachments(
-    client: Client, message: types.Message, limits: AttachmentLimits, *, download: bool
-) -> tuple[Attachment, ...]:
-    if message.photo is not None:
-        if not download:
-            return (_described_photo(message.photo),)
-        return (await _photo(client, message, message.photo, limits),)
-    if message.document is not None:
-        if not download:
-            return (_described_document(message.document),)
-        return (await _document(client, message, message.document, limits),)
-    if message.sticker is not None:
-        return (_sticker(message.sticker),)
-    for kind in _METADATA_ONLY:
-        media = getattr(message, kind, None)
-        if media is not None:
-            return (_metadata(kind, media),)
-    return ()
-
-
-async def _photo(
-    client: Client, message: types.Message, photo: types.Photo, limits: AttachmentLimits
-) -> Attachment:
-    """The largest size (by pixels) whose file fits ``max_image_bytes``, downloaded. If none
-    fits, the biggest size is described without data."""
-    sizes: list[types.Photo | types.Thumbnail] = [photo, *(photo.thumbs or [])]
-    fitting = [size for size in sizes if (size.file_size or 0) <= limits.max_image_bytes]
-    if not fitting:
-        _log_not_downloaded(message, "photo", "every size is over the image limit")
-        return _described_photo(photo)
-    best = max(fitting, key=lambda size: size.width * size.height)
-    data = await _download(client, message, best.file_id, "photo")
-    return replace(_described_photo(best), data=data)
-
-
-def _described_photo(size: types.Photo | types.Thumbnail) -> Attachment:
-    return Attachment(
-        "photo", "image/jpeg", size=size.file_size, width=size.width, height=size.height
-    )
-
-
-async def _document(
-    client: Client, message: types.Message, document: types.Document, limits: AttachmentLimits
-) -> Attachment:
-    described = _described_document(document)
-    limit = _download_limit(described, limits)
-    if limit is None:
-        _log_not_downloaded(message, "document", "not a type Claude can read")
-        return described
-    if described.size is not None and described.size > limit:
-        _log_not_downloaded(message, "document", "over its size limit")
-        return described
-    data = await _download(client, message, document.file_id, "document")
-    return replace(described, data=data)
-
-
-def _described_document(document: types.Document) -> Attachment:
-    return Attachment(
-        "document",
-        mime_type=document.mime_type or "",
-        file_name=document.file_name or "",
-        size=document.file_size,
-    )
-
-
-def _download_limit(attachment: Attachment, limits: AttachmentLimits) -> int | None:
-    """How large a document of this type may be to be fetched; None: never fetched."""
-    kind = attachment_type(attachment)
-    if kind == "pdf":
-        return limits.max_pdf_bytes
-    if kind == "text":
-        return limits.max_text_file_bytes
-    if kind == "image":
-        return limits.max_image_bytes
-    return None
-
-
-def _sticker(sticker: types.Sticker) -> Attachment:
-    return Attachment(
-        "sticker",
-        mime_type=sticker.mime_type or "",
-        size=sticker.file_size,
-        width=sticker.width,
-        height=sticker.height,
-        emoji=sticker.emoji or "",
-    )
-
-
-def _metadata(kind: AttachmentKind, media: Any) -> Attachment:
-    """Voice, audio, video, video note or animation: described, never downloaded."""
-    length = getattr(media, "length", None)  # video notes are square
-    duration = getattr(media, "duration", None)
-    return Attachment(
-        kind,
-        mime_type=getattr(media, "mime_type", None) or "",
-        file_name=getattr(media, "file_name", None) or "",
-        size=getattr(media, "file_size", None),
-        width=getattr(media, "width", None) or length,
-        height=getattr(media, "height", None) or length,
-        duration_seconds=float(duration) if duration is not None else None,
-    )
-
-
-async def _download(
-    client: Client, message: types.Message, file_id: str, what: str
-) -> bytes | None:
-    """The file's bytes, or None (logged) if fetching it failed or timed out."""
-    try:
-        result = await asyncio.wait_for(
-            client.download_media(file_id, in_memory=True), DOWNLOAD_TIMEOUT_SECONDS
-        )
-    except Exception as error:
-        _log_not_downloaded(message, what, f"download failed ({type(error).__name__})")
-        return None
-    if isinstance(result, io.BytesIO):
-        return result.getvalue()
-    _log_not_downloaded(message, what, "download returned no data")
-    return None
-
-
-def _log_not_downloaded(message: types.Message, what: str, why: str) -> None:
-    chat_id = message.chat.id if message.chat else None
-    logger.info(
-        "telegram %s of message %s in chat %s not downloaded: %s", what, message.id, chat_id, why
-    )

@@ -12,11 +12,14 @@ Life of a run (``TelegramBridge.run``):
    older than the start are catch-up: at most ``catch_up_minutes`` old and
    ``catch_up_messages`` per chat, deduplicated by the pipeline's dedup key;
 4. each message goes to the dispatcher (chats concurrently, each chat in order, bounded,
-   with backpressure); ``/cancel`` and the Stop button bypass the chat's queue;
+   with backpressure); ``/cancel`` and the Stop button bypass the chat's queue (the button
+   stops a reply only for the person who asked for it); an edit is a message of its own,
+   answered if it changes the text (see ``adapter.message_key`` and ``records``);
 5. on SIGTERM/SIGINT: intake stops, in-flight messages get ``shutdown_deadline_seconds`` to
    finish, the ones cut short are marked interrupted, the outbox sender finishes the delivery
    in progress, the client stops, the exit code is 0. Messages still queued behind them, or
-   arriving after the signal, are not recorded and do not come back (see the log).
+   arriving after the signal, are stored as interrupted (``records``): Telegram will not send
+   them again, so the next start fetches and answers them, once.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -43,14 +46,28 @@ from pipeline.commands import COMMANDS, parse_command
 from pipeline.processor import UnifiedMessageProcessor
 from pipeline.response_manager import ResponseManager
 from pipeline.types import InboundMessage
-from telegram_bridge.adapter import BridgeIdentity, inbound_from_message, media_group_key
+from telegram_bridge import records
+from telegram_bridge.adapter import (
+    BridgeIdentity,
+    inbound_from_message,
+    is_edit_key,
+    media_group_key,
+    telegram_message_id,
+)
 from telegram_bridge.albums import MediaGroupBuffer
+from telegram_bridge.catch_up import CatchUpWindow
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.dispatcher import ChatDispatcher, DispatcherClosed
 from telegram_bridge.heartbeat import Heartbeat, HeartbeatSnapshot
 from telegram_bridge.outbox import OutboxSender
 from telegram_bridge.shutdown import ShutdownController
-from telegram_bridge.transport import OutboundLimiter, TelegramTransport, stop_callback_chat
+from telegram_bridge.transport import (
+    OutboundLimiter,
+    StopButtonResponses,
+    TelegramTransport,
+    stop_callback_chat,
+)
+from telegram_bridge.unfinished import UnfinishedMessages
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +77,7 @@ _REVOKED = (errors.Unauthorized,)
 _CONNECT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # How long the heartbeat, outbox and storage loops get to end by themselves at a stop.
 BACKGROUND_GRACE_SECONDS = 10.0
+NOT_YOURS_TO_STOP = "Only the person who asked can stop this reply."
 
 
 class SessionRevoked(Exception):
@@ -78,8 +96,11 @@ class TelegramBridge:
     ) -> None:
         self.session = session
         self.client = client
+        # The adapter fetches the message a reply answers when it needs it; Pyrogram would
+        # also fetch one for every message the bridge sends or edits (see ``adapter``).
+        self.client.fetch_replies = False
         self.config = config
-        self.processor = processor or UnifiedMessageProcessor()
+        self.processor = processor or UnifiedMessageProcessor(responses=StopButtonResponses())
         self.sleep = sleep
         self.dispatcher = ChatDispatcher(
             max_concurrency=config.max_concurrency, max_pending=config.max_pending
@@ -92,27 +113,30 @@ class TelegramBridge:
         self.transport: TelegramTransport | None = None
         self.started_at = timezone.now()
         self.last_update_at: datetime | None = None
-        self.in_flight: set[tuple[str, str]] = set()
-        self.cut_short: set[tuple[str, str]] = set()  # jobs cancelled by the shutdown deadline
+        self.unfinished = UnfinishedMessages(TRANSPORT)
+        self.requesters: dict[str, str] = {}  # chat id -> sender of the reply streaming there
         self.intake_open = False
         self._intake_opened = asyncio.Event()
-        self._catch_up_counts: Counter[str] = Counter()
+        self.catch_up = CatchUpWindow(
+            started_at=self.started_at,
+            minutes=config.catch_up_minutes,
+            per_chat=config.catch_up_messages,
+        )
 
     # --- Updates --------------------------------------------------------------------------------
 
     def register_handlers(self) -> None:
         self.client.add_handler(MessageHandler(self.on_message, ~filters.service))
-        self.client.add_handler(EditedMessageHandler(self.on_message, ~filters.service))
+        self.client.add_handler(EditedMessageHandler(self.on_edited_message, ~filters.service))
         self.client.add_handler(CallbackQueryHandler(self.on_callback))
 
     async def on_message(self, client: Client, message: types.Message) -> None:
         """Every new or edited message: adapted, then queued in its chat's order."""
         self.last_update_at = timezone.now()
         if not self.intake_open and not await self._intake_opens():
-            chat_id = message.chat.id if message.chat else None
-            logger.warning("stopping: message %s in chat %s not taken", message.id, chat_id)
+            await self._record_not_taken(message)
             return
-        catch_up = self._catch_up(message)
+        catch_up = self.catch_up.classify(message)
         if catch_up is None:
             return
         try:
@@ -124,6 +148,28 @@ class TelegramBridge:
             return
         if inbound is not None:
             await self.albums.add(inbound, media_group_key(message))
+
+    async def on_edited_message(self, client: Client, message: types.Message) -> None:
+        """An edit: handled like a new message under its own key, unless it is an echo of
+        one of our own messages (a user account sees its streamed edits) or a hidden edit
+        (Telegram's flag for changes that are not the sender's, such as reactions)."""
+        if message.outgoing or message.edit_hidden:
+            return
+        if message.from_user is not None and message.from_user.id == self.me.user_id:
+            return
+        await self.on_message(client, message)
+
+    async def _record_not_taken(self, message: types.Message) -> None:
+        """A message that came after intake closed: stored as interrupted (see ``records``)."""
+        try:
+            inbound = await inbound_from_message(
+                self.client, message, me=self.me, limits=self.limits, download=False
+            )
+        except Exception:
+            logger.exception("could not read message %s", message.id)
+            return
+        if inbound is not None:
+            await self.unfinished.refused(inbound)
 
     def open_intake(self) -> None:
         """Start taking messages (``_after_connect`` does, once resuming is done)."""
@@ -147,46 +193,39 @@ class TelegramBridge:
                 wait.cancel()
         return self.intake_open and not self.shutdown.stopping.is_set()
 
-    def _catch_up(self, message: types.Message) -> bool | None:
-        """False: a live message. True: one that arrived while the bridge was down.
-        None: too old or beyond the per-chat budget of catch-up (logged)."""
-        sent_at = _aware(message.edit_date or message.date)
-        if sent_at >= self.started_at - timedelta(seconds=5):
-            return False
-        if timezone.now() - sent_at > timedelta(minutes=self.config.catch_up_minutes):
-            logger.info("catch-up: skipping message %s, older than the look-back", message.id)
-            return None
-        chat = str(message.chat.id) if message.chat else ""
-        self._catch_up_counts[chat] += 1
-        if self._catch_up_counts[chat] > self.config.catch_up_messages:
-            logger.info("catch-up: skipping message %s, over the per-chat limit", message.id)
-            return None
-        return True
-
     async def _submit(self, inbound: InboundMessage) -> None:
-        key = (inbound.chat_id, inbound.message_id)
         command = parse_command(inbound.text, inbound.assistant_username)
         urgent = command is not None and command.name == "cancel"
 
         async def job() -> None:
-            self.in_flight.add(key)
+            cut_short = False
             try:
                 await self._process(inbound, streaming=command is None)
             except asyncio.CancelledError:
-                self.cut_short.add(key)  # the drain deadline: _stop marks it interrupted
+                cut_short = True  # by the drain deadline: it stays for _stop to store
                 raise
             finally:
-                self.in_flight.discard(key)
+                if not cut_short:
+                    self.unfinished.finished(inbound)
 
+        self.unfinished.taken(inbound)
         try:
             await self.dispatcher.submit(inbound.chat_id, job, bypass_order=urgent)
         except DispatcherClosed:
-            logger.warning("stopping: message %s in chat %s not taken", *key[::-1])
+            await self.unfinished.refused(inbound)
 
     async def _process(self, inbound: InboundMessage, *, streaming: bool) -> None:
+        if inbound.is_edited and not await sync_to_async(records.edit_changes_text)(inbound):
+            logger.info(
+                "message %s in chat %s: an edit that changes nothing",
+                inbound.message_id,
+                inbound.chat_id,
+            )
+            return
         transport = self._transport()
         if streaming:
             transport.mark_streaming(inbound.chat_id, True)
+            self.requesters[inbound.chat_id] = inbound.sender_id
         try:
             result = await self.processor.process_message(inbound, transport)
             logger.info(
@@ -198,13 +237,22 @@ class TelegramBridge:
             )
         finally:
             if streaming:
+                self.requesters.pop(inbound.chat_id, None)
                 await transport.clear_stop_button(inbound.chat_id)
 
     async def on_callback(self, client: Client, query: types.CallbackQuery) -> None:
-        """The Stop button: cancel the chat's answer in flight."""
+        """The Stop button: cancel the chat's answer in flight, if the person who pressed it
+        is the one it answers (in a group anyone sees the button)."""
         chat_id = stop_callback_chat(query.data)
         if chat_id is None:
             await query.answer()
+            return
+        requester = self.requesters.get(chat_id)
+        if requester is None:
+            await query.answer("Nothing to stop.")
+            return
+        if query.from_user is None or str(query.from_user.id) != requester:
+            await query.answer(NOT_YOURS_TO_STOP)
             return
         stopped = self.processor.cancel_chat(TRANSPORT, chat_id)
         await query.answer("Stopping…" if stopped else "Nothing to stop.")
@@ -302,11 +350,11 @@ class TelegramBridge:
         await sync_to_async(recording.messages_orphaned_interrupt)(transport=TRANSPORT)
         pending = await sync_to_async(recording.messages_interrupted)(transport=TRANSPORT)
         resumed = 0
-        for chat_id, message_id in pending:
+        for chat_id, key in pending:
             try:
-                message = await self.client.get_messages(int(chat_id), int(message_id))
+                message = await self.client.get_messages(int(chat_id), telegram_message_id(key))
             except (RPCError, ValueError, KeyError) as error:
-                logger.warning("cannot fetch interrupted message %s: %s", message_id, error)
+                logger.warning("cannot fetch interrupted message %s: %s", key, error)
                 continue
             if not isinstance(message, types.Message) or message.empty:
                 continue
@@ -314,7 +362,9 @@ class TelegramBridge:
                 self.client, message, me=self.me, limits=self.limits, catch_up=True
             )
             if inbound is not None:
-                await self._submit(inbound)
+                # Under the key it was stored with: the message may have been edited since
+                # (its current text is what gets answered).
+                await self._submit(replace(inbound, message_id=key, is_edited=is_edit_key(key)))
                 resumed += 1
         return resumed
 
@@ -344,13 +394,10 @@ class TelegramBridge:
         self.shutdown.request_stop()  # handlers waiting for intake give up
         started = time.monotonic()
         await self.albums.flush_all()
-        unfinished = await self.dispatcher.drain(self.config.shutdown_deadline_seconds)
-        if self.in_flight or self.cut_short or unfinished:
-            keys = sorted(self.in_flight | self.cut_short)
-            marked = await sync_to_async(recording.messages_mark_interrupted)(
-                transport=TRANSPORT, keys=keys
-            )
-            logger.warning("stopped with %d message(s) unfinished; they resume at start", marked)
+        await self.dispatcher.drain(self.config.shutdown_deadline_seconds)
+        kept = await self.unfinished.store()
+        if kept:
+            logger.warning("stopped with %d message(s) unfinished; they resume at start", kept)
         # The loops end by themselves once stopping is set; the outbox sender first finishes
         # the delivery in progress. Cancelled mid-delivery, an item would stay "sending" and
         # go out again, whole, at the next start.
@@ -389,8 +436,3 @@ class TelegramBridge:
             )
         except Exception:
             logger.exception("recording the bridge state failed")
-
-
-def _aware(moment: datetime | None) -> datetime:
-    """Pyrogram gives naive local times (``datetime.fromtimestamp``): make them aware."""
-    return timezone.now() if moment is None else moment.astimezone(UTC)

@@ -23,8 +23,9 @@ Stop button (bot accounts only: users cannot send inline keyboards). With
 first message sent in that chat then carries a "⏹ Stop" button (callback data
 ``stop:<chat_id>``, see ``stop_callback_chat``) that streamed edits keep. Call
 ``mark_streaming(chat_id, False)`` before the final delivery, whose edit of that message
-drops the button, then ``clear_stop_button(chat_id)``, which removes it if no final edit
-came (the text had not changed).
+drops the button (``StopButtonResponses`` does, for the processor's streamed replies), then
+``clear_stop_button(chat_id)``, which removes it if no final edit came (the text had not
+changed).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from pyrogram.errors.rpc_error import RPCError
 
 from aisystem.errors import IntegrationError
 from pipeline.formatting import normalize_html, to_pyrogram_html
-from pipeline.types import FormattingRejected, OutboundMedia
+from pipeline.response_manager import ResponseManager, StreamingReply
+from pipeline.types import DeliveryResult, FormattingRejected, OutboundMedia, Transport
+from telegram_bridge.adapter import telegram_message_id
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +178,7 @@ class TelegramTransport:
                 int(chat_id),
                 to_pyrogram_html(text) if html else text,
                 parse_mode=enums.ParseMode.HTML if html else enums.ParseMode.DISABLED,
-                reply_parameters=types.ReplyParameters(message_id=int(reply)) if reply else None,
+                reply_parameters=_reply_parameters(reply),
                 reply_markup=markup,
             )
 
@@ -231,7 +234,9 @@ class TelegramTransport:
             await self._call(
                 chat_id,
                 "send_reaction",
-                lambda: self.client.send_reaction(int(chat_id), int(message_id), emoji=emoji),
+                lambda: self.client.send_reaction(
+                    int(chat_id), telegram_message_id(message_id), emoji=emoji
+                ),
                 limited=False,
             )
         except RPCError as error:
@@ -244,7 +249,7 @@ class TelegramTransport:
         html = _is_telegram_html(caption)
         body = to_pyrogram_html(caption) if html else caption
         mode = enums.ParseMode.HTML if html else enums.ParseMode.DISABLED
-        reply = types.ReplyParameters(message_id=int(reply_to)) if reply_to else None
+        reply = _reply_parameters(reply_to)
 
         async def send() -> types.Message | None:
             upload = io.BytesIO(media.data)
@@ -332,6 +337,31 @@ class TelegramTransport:
                     raise FormattingRejected(_error_name(error)) from error
                 raise
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+class StopButtonResponses(ResponseManager):
+    """The response manager for the bridge: a streamed reply's final delivery drops the Stop
+    button in the edit that writes the final text (``mark_streaming(chat, False)`` first, as
+    the module docstring asks), instead of a separate edit afterwards."""
+
+    def stream(
+        self, transport: Transport, chat_id: str, *, reply_to: str | None = None
+    ) -> StreamingReply:
+        return _StopButtonStream(self, transport, chat_id, reply_to=reply_to)
+
+
+class _StopButtonStream(StreamingReply):
+    async def finish(self, text: str) -> DeliveryResult:
+        if isinstance(self.transport, TelegramTransport):
+            self.transport.mark_streaming(self.chat_id, False)
+        return await super().finish(text)
+
+
+def _reply_parameters(reply_to: str | None) -> types.ReplyParameters | None:
+    """Reply to the Telegram message a pipeline message id names (an edit's key included)."""
+    if not reply_to:
+        return None
+    return types.ReplyParameters(message_id=telegram_message_id(reply_to))
 
 
 def _is_telegram_html(text: str) -> bool:

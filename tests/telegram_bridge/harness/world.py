@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 from pyrogram import raw, utils
 
-from aisystem.models import Direction, Message, TelegramSession
+from aisystem.models import AccessAction, AccessRule, Direction, Message, TelegramSession
 from pipeline.claude import ClaudeClient
 from pipeline.fakeclaude import FakeClaude
 from pipeline.processor import UnifiedMessageProcessor
@@ -24,8 +24,9 @@ from telegram_bridge.bridge import EXIT_OK, TelegramBridge
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.outbox import outbox_enqueue
 from telegram_bridge.storage import DatabaseStorage
+from telegram_bridge.transport import StopButtonResponses
 from tests.conftest import PRIMARY_KEY
-from tests.telegram_bridge.harness.builders import Chat
+from tests.telegram_bridge.harness.builders import Chat, make_user, session_string
 from tests.telegram_bridge.harness.client import TelegramHarness
 from tests.telegram_bridge.harness.server import FakeTelegram
 
@@ -67,13 +68,18 @@ class World:
         self.sleeps.append(seconds)
         await asyncio.sleep(0)
 
-    def bridge(self, **config: Any) -> TelegramBridge:
+    def bridge(
+        self, *, client_options: dict[str, Any] | None = None, **config: Any
+    ) -> TelegramBridge:
         """A new bridge process, built as ``runbridge`` builds it (fresh client, database
-        storage, gap recovery on), with ``config`` over ``CONFIG``."""
+        storage, gap recovery on, the bridge's response manager), with ``config`` over
+        ``CONFIG`` and ``client_options`` for the ``Client``."""
         storage = DatabaseStorage(
             session_pk=self.session.pk, session_string=self.session.session_string
         )
-        client = self.harness.new_client(storage_engine=storage, skip_updates=False, workers=2)
+        client = self.harness.new_client(
+            storage_engine=storage, skip_updates=False, workers=2, **(client_options or {})
+        )
         claude = ClaudeClient(
             base_url=self.fake.base_url, fallback_api_key=PRIMARY_KEY, sleep=_no_sleep
         )
@@ -82,7 +88,7 @@ class World:
             session=self.session,
             client=client,
             config=replace(CONFIG, **config),
-            processor=UnifiedMessageProcessor(client=claude),
+            processor=UnifiedMessageProcessor(client=claude, responses=StopButtonResponses()),
             sleep=self.sleep,
         )
 
@@ -187,3 +193,15 @@ async def outbox_enqueue_async(chat_pk: int, text: str, *, key: str = "test:noti
     await sync_to_async(outbox_enqueue)(
         transport="telegram", chat_pk=chat_pk, text=text, idempotency_key=key
     )
+
+
+BOT = make_user(7000, "Assistant", username="aisystem_bot", bot=True, is_self=True)
+
+
+async def bot_world(fake: FakeClaude, me: raw.types.User = BOT) -> World:
+    """A ``World`` for bot ``me`` whose chats anyone may use (an allow-everyone rule)."""
+    await AccessRule.objects.acreate(action=AccessAction.ALLOW, match_everyone=True)
+    session = await TelegramSession.objects.acreate(
+        name="default", mode=TelegramSession.Mode.BOT, session_string=session_string(me)
+    )
+    return World(TelegramHarness(me), session, fake)

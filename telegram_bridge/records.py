@@ -1,0 +1,94 @@
+"""The bridge's own reads and writes of inbound messages, beside the pipeline's.
+
+The pipeline stores a message when it starts processing it (``pipeline.store.admit``). Two
+things happen before that which only the bridge knows about:
+
+* a message taken from Telegram but never started (queued in the dispatcher when a stop
+  came, or arriving after intake closed) has no row yet, and Telegram will not send it again:
+  ``messages_record_interrupted`` stores it as interrupted, so the next start fetches and
+  resumes it like a message cut short (the pipeline's dedup claim resumes it once);
+* an edit is a message of its own (``adapter.message_key``), but an edit that leaves the
+  text as it was (a link preview appearing, media swapped under the same caption) asks
+  nothing new: ``edit_changes_text`` compares it with the latest stored version.
+
+Sync functions, for ``sync_to_async``, each one short transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+
+from aisystem.models import Chat, Direction, Identity, Message, MessageStatus, Role
+from pipeline.context_builder import describe_media
+from pipeline.type_router import classify
+from pipeline.types import InboundMessage
+from telegram_bridge.adapter import EDIT_KEY_MARK, telegram_message_id
+
+INTERRUPTED_REASON = "shutdown"  # as ``recording.messages_mark_interrupted`` marks them
+
+
+def messages_record_interrupted(*, messages: Sequence[InboundMessage], now: datetime) -> int:
+    """Store each message that has no row yet as interrupted (status reason "shutdown");
+    rows that exist are left as they are. Returns how many rows were created."""
+    created = 0
+    with transaction.atomic():
+        for message in messages:
+            chat, _ = Chat.objects.get_or_create(
+                transport=message.transport,
+                external_id=message.chat_id,
+                defaults={"chat_type": message.chat_type, "title": message.chat_title},
+            )
+            identity, _ = Identity.objects.get_or_create(
+                transport=message.transport,
+                external_id=message.sender_id,
+                defaults={
+                    "username": message.sender_username,
+                    "display_name": message.sender_name,
+                    "role": Role.GUEST,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                },
+            )
+            _, made = Message.objects.get_or_create(
+                transport=message.transport,
+                chat=chat,
+                transport_message_id=message.message_id,
+                direction=Direction.INBOUND,
+                defaults={
+                    "identity": identity,
+                    "kind": classify(message)[1],
+                    "is_edited": message.is_edited,
+                    "is_forwarded": message.is_forwarded,
+                    "status": MessageStatus.INTERRUPTED,
+                    "status_reason": INTERRUPTED_REASON,
+                    "text": message.text or describe_media(message),
+                    "sent_at": message.sent_at,
+                    "created_at": now,
+                },
+            )
+            created += made
+    return created
+
+
+def edit_changes_text(message: InboundMessage) -> bool:
+    """True if edited ``message`` reads differently from the latest stored version of the
+    same Telegram message (the original or an earlier edit), or if none is stored."""
+    original = str(telegram_message_id(message.message_id))
+    latest = (
+        Message.objects.filter(
+            Q(transport_message_id=original)
+            | Q(transport_message_id__startswith=f"{original}{EDIT_KEY_MARK}"),
+            transport=message.transport,
+            chat__external_id=message.chat_id,
+            direction=Direction.INBOUND,
+        )
+        .exclude(transport_message_id=message.message_id)
+        .order_by("-sent_at", "-pk")
+        .values_list("text", flat=True)
+        .first()
+    )
+    return latest is None or latest != (message.text or describe_media(message))
