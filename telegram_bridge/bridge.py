@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -59,6 +59,7 @@ from telegram_bridge.catch_up import CatchUpWindow
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.dispatcher import ChatDispatcher, DispatcherClosed
 from telegram_bridge.heartbeat import Heartbeat, HeartbeatSnapshot
+from telegram_bridge.lease import STALE_BEATS, LeaseLost, lease_claim, lease_release, runner_name
 from telegram_bridge.outbox import OutboxSender
 from telegram_bridge.shutdown import ShutdownController
 from telegram_bridge.transport import (
@@ -72,7 +73,7 @@ from telegram_bridge.unfinished import UnfinishedMessages
 logger = logging.getLogger(__name__)
 
 TRANSPORT = "telegram"
-EXIT_OK, EXIT_REVOKED = 0, 3
+EXIT_OK, EXIT_REVOKED, EXIT_BUSY = 0, 3, 4
 _REVOKED = (errors.Unauthorized,)
 _CONNECT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # How long the heartbeat, outbox and storage loops get to end by themselves at a stop.
@@ -107,7 +108,9 @@ class TelegramBridge:
         )
         self.albums = MediaGroupBuffer(self._submit, delay=config.album_wait_seconds)
         self.limits = AttachmentLimits.from_settings(settings.PIPELINE)
-        self.heartbeat = Heartbeat(session.pk)
+        self.runner = runner_name()
+        self.heartbeat = Heartbeat(session.pk, runner=self.runner)
+        self.lease_lost = False
         self.shutdown = ShutdownController()
         self.me = BridgeIdentity(user_id=0)
         self.transport: TelegramTransport | None = None
@@ -265,12 +268,42 @@ class TelegramBridge:
     # --- Running ---------------------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Run until a signal (exit 0) or a revoked session (EXIT_REVOKED)."""
+        """Run until a signal (exit 0) or a revoked session (EXIT_REVOKED). EXIT_BUSY when
+        another bridge runs this account (see ``telegram_bridge.lease``), at the start or
+        once it took over."""
         self.shutdown.install()
         try:
-            return await self._run()
+            if not await self._claim():
+                return EXIT_BUSY
+            try:
+                code = await self._run()
+            finally:
+                await sync_to_async(lease_release)(self.session.pk, self.runner)
+            return EXIT_BUSY if self.lease_lost else code
         finally:
             self.shutdown.restore()
+
+    async def _claim(self) -> bool:
+        now = timezone.now()
+        stale_after = timedelta(seconds=STALE_BEATS * self.config.heartbeat_seconds)
+        holder = await sync_to_async(lease_claim)(
+            self.session.pk, self.runner, now=now, stale_after=stale_after
+        )
+        if holder is None:
+            return True
+        logger.error(
+            "Telegram session '%s' is run by another bridge (%s): exactly one bridge may run "
+            "per account. Stop that one first.",
+            self.session.name,
+            holder.describe(now),
+        )
+        return False
+
+    def _lose_lease(self, error: LeaseLost) -> None:
+        if not self.lease_lost:
+            logger.error("%s: this bridge stops (exactly one may run per account)", error)
+        self.lease_lost = True
+        self.shutdown.request_stop()
 
     async def _run(self) -> int:
         # Before the client starts: its gap recovery hands over missed updates during start.
@@ -371,16 +404,19 @@ class TelegramBridge:
     def _start_background(self) -> list[asyncio.Task[None]]:
         stop = self.shutdown.stopping
         return [
-            asyncio.create_task(
-                self.heartbeat.run(stop, self.config.heartbeat_seconds, snapshot=self._snapshot),
-                name="heartbeat",
-            ),
+            asyncio.create_task(self._heartbeat(stop), name="heartbeat"),
             asyncio.create_task(
                 OutboxSender().run(stop, transport=self._transport(), responses=ResponseManager()),
                 name="outbox",
             ),
             asyncio.create_task(self._save_storage_periodically(stop), name="storage"),
         ]
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        try:
+            await self.heartbeat.run(stop, self.config.heartbeat_seconds, snapshot=self._snapshot)
+        except LeaseLost as error:
+            self._lose_lease(error)
 
     async def _save_storage_periodically(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -425,6 +461,8 @@ class TelegramBridge:
         )
 
     async def _beat(self, state: str) -> None:
+        if self.lease_lost:  # the row is another bridge's now
+            return
         try:
             await self.heartbeat.record(
                 HeartbeatSnapshot(
@@ -434,5 +472,7 @@ class TelegramBridge:
                     in_flight=self.dispatcher.in_flight,
                 )
             )
+        except LeaseLost as error:
+            self._lose_lease(error)
         except Exception:
             logger.exception("recording the bridge state failed")

@@ -22,6 +22,7 @@ from django.utils import timezone
 from aisystem.models import Event, TelegramSession
 from pipeline.events import system_event_emit
 from telegram_bridge.config import BridgeConfig
+from telegram_bridge.lease import LeaseLost
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def heartbeat_record(
     last_update_at: datetime | None = None,
     lag_seconds: float | None = None,
     in_flight: int = 0,
+    runner: str = "",
     now: datetime,
 ) -> bool:
     """Store the heartbeat on session ``session_id``; True if the state changed.
@@ -71,7 +73,9 @@ def heartbeat_record(
     ``last_update_at`` keep their stored value when not given (None / ""), so a beat while
     connecting does not erase who the account is or when it last heard from Telegram.
     A state change emits one system event (``bridge.<state>``; ``bridge.revoked`` at error
-    level), stored in the same transaction. Raises ValueError for an unknown state and
+    level), stored in the same transaction. With ``runner``, the beat also renews that
+    bridge's lease (``telegram_bridge.lease``) and raises ``LeaseLost``, writing nothing, if
+    another bridge holds the session now. Raises ValueError for an unknown state and
     ``TelegramSession.DoesNotExist`` for an unknown session.
     """
     if state not in State.values:
@@ -96,7 +100,11 @@ def heartbeat_record(
             .get(pk=session_id)
         )
         previous = session.state
-        TelegramSession.objects.filter(pk=session_id).update(**fields)
+        rows = TelegramSession.objects.filter(pk=session_id)
+        if runner:
+            rows = rows.filter(runner=runner)
+        if not rows.update(**fields):
+            raise LeaseLost(f"another bridge holds Telegram session {session.name!r} now")
         if previous == state:
             return False
         _emit_state_change(session, previous, state, account_username)
@@ -126,8 +134,15 @@ class Heartbeat:
     ``stopped`` or ``revoked``) after ``run`` returns: only it knows why it stopped.
     """
 
-    def __init__(self, session_id: int, *, clock: Callable[[], datetime] = timezone.now) -> None:
+    def __init__(
+        self,
+        session_id: int,
+        *,
+        runner: str = "",
+        clock: Callable[[], datetime] = timezone.now,
+    ) -> None:
         self.session_id = session_id
+        self.runner = runner
         self.clock = clock
 
     async def record(self, snapshot: HeartbeatSnapshot) -> bool:
@@ -140,6 +155,7 @@ class Heartbeat:
             last_update_at=snapshot.last_update_at,
             lag_seconds=snapshot.lag_seconds,
             in_flight=snapshot.in_flight,
+            runner=self.runner,
             now=self.clock(),
         )
 
@@ -153,12 +169,15 @@ class Heartbeat:
         """Record ``snapshot()`` at once and then every ``interval`` seconds until ``stop``
         is set (default ``BridgeConfig.heartbeat_seconds``: HEARTBEAT_SECONDS, 10). A failed
         beat (database busy, say) is logged and the next one tried: the heartbeat never
-        takes the bridge down."""
+        takes the bridge down, except by raising ``LeaseLost`` when another bridge took the
+        account over."""
         if interval is None:
             interval = float(BridgeConfig.from_settings().heartbeat_seconds)
         while not stop.is_set():
             try:
                 await self.record(snapshot())
+            except LeaseLost:
+                raise
             except Exception:
                 logger.exception("heartbeat for session %s failed", self.session_id)
             with contextlib.suppress(TimeoutError):

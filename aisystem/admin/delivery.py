@@ -81,6 +81,7 @@ class TelegramSessionAdmin(SecretFieldsAdmin):
         "last_update_at",
         "lag_seconds",
         "in_flight",
+        "runner",
         "update_state",
         "created_at",
         "updated_at",

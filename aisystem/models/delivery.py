@@ -82,6 +82,12 @@ class TelegramSession(models.Model):
     last_update_at = models.DateTimeField(null=True, blank=True)
     lag_seconds = models.FloatField(null=True, blank=True)
     in_flight = models.PositiveIntegerField(default=0)
+    runner = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="The bridge process holding this account (host:pid:nonce); empty when none. "
+        "A holder whose heartbeat is older than three beats is taken over.",
+    )
     update_state = models.JSONField(
         default=list,
         blank=True,

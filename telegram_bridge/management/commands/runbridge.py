@@ -1,9 +1,11 @@
 """``python manage.py runbridge``: run the Telegram bridge for one signed-in account.
 
 Exit codes: 0 after a graceful stop (SIGTERM/SIGINT), 2 when no session is configured, 3 when
-Telegram has revoked the session (sign in again with ``telegram_login``). With ``--wait``
-(what ``make run`` uses) it instead waits, idle, until a session is signed in, and after a
-revocation waits for a new sign-in, so the rest of the system keeps running meanwhile.
+Telegram has revoked the session (sign in again with ``telegram_login``), 4 when another bridge
+runs the same account (exactly one may: ``telegram_bridge.lease``). With ``--wait`` (what
+``make run`` uses) it instead waits, idle, until a session is signed in, after a revocation for
+a new sign-in, and while another bridge runs the account for that one to stop, so the rest of
+the system keeps running meanwhile.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aisystem.models import TelegramSession
-from telegram_bridge.bridge import EXIT_REVOKED, TelegramBridge
+from telegram_bridge.bridge import EXIT_BUSY, EXIT_REVOKED, TelegramBridge
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.sessions import client_for_session
 from telegram_bridge.shutdown import ShutdownController
@@ -48,6 +50,13 @@ class Command(BaseCommand):
                 "python manage.py telegram_login",
                 returncode=2,
             )
+        if code == EXIT_BUSY:
+            raise CommandError(
+                f"Another bridge runs Telegram session '{name}', and exactly one may run per "
+                "account. Stop it first, or start this one with --wait to take over when it "
+                "stops.",
+                returncode=EXIT_BUSY,
+            )
         if code == EXIT_REVOKED:
             raise CommandError(
                 f"Telegram revoked session '{name}'. Sign in again: "
@@ -58,7 +67,7 @@ class Command(BaseCommand):
 
 async def _main(name: str, config: BridgeConfig, *, wait: bool) -> int:
     revoked: str | None = None  # fingerprint of a session Telegram refused
-    announced = False
+    announced = busy_announced = False
     while True:
         session = await sync_to_async(_enabled_session)(name)
         if session is not None and _fingerprint(session) != revoked:
@@ -66,6 +75,15 @@ async def _main(name: str, config: BridgeConfig, *, wait: bool) -> int:
                 session=session, client=client_for_session(session, config), config=config
             )
             code = await bridge.run()
+            if code == EXIT_BUSY and wait:
+                if not busy_announced:
+                    logger.warning(
+                        "another bridge runs Telegram session '%s': waiting for it to stop", name
+                    )
+                    busy_announced = True
+                if await _idle(POLL_SECONDS):
+                    return 0
+                continue
             if code != EXIT_REVOKED or not wait:
                 return code
             revoked = _fingerprint(session)  # wait for a new sign-in
