@@ -17,7 +17,8 @@ SDK, whose own retries are off, it rotates keys, retries, logs and obeys the bre
 * log: one ``ExternalCall`` per HTTP attempt and a warning line per failed one; error texts are
   scrubbed of the key in use and of anything key-shaped before they are stored, logged or raised.
 
-A successful call takes two database hops: breaker check + key pick, then log + breaker.
+A successful call takes two database hops: breaker check + key pick, then log + breaker; or
+one, when the caller collects the log rows to write them with its own (``calls_collect``).
 """
 
 from __future__ import annotations
@@ -174,9 +175,9 @@ class ClaudeClient:
                 failures += 1
             attempt = await self._attempt(call, key)
             if attempt.reply is not None:
-                await _settle(
-                    Settlement(attempt, "success", call.probe_claimed_at, call.breaker_clean)
-                )
+                done = Settlement(attempt, "success", call.probe_claimed_at, call.breaker_clean)
+                if not claude_store.settle_collected(done):
+                    await _settle(done)
                 return attempt.reply
             _log_failure(attempt)
             if attempt.fault is Fault.PERMANENT:

@@ -2,7 +2,10 @@
 
 Split from ``pipeline.claude`` (which alone imports ``anthropic``) to keep both modules small.
 The client runs ``open_call`` and ``settle`` in a worker thread (``sync_to_async``); each is one
-short hop that returns dataclasses, so a successful call costs two hops in all.
+short hop that returns dataclasses, so a successful call costs two hops in all, or one when
+the caller collects its log rows (``calls_collect``): a clean success has nothing to store but
+its ``ExternalCall`` row, so the pipeline writes that row in the transaction that records the
+message's outcome (``calls_record``) instead of in a transaction of its own.
 
 Keys: active ``ApiCredential`` rows (provider "anthropic") by priority, then least recently used
 (never used first); a row cooling down whose ``cooldown_until`` has passed counts as active and
@@ -18,6 +21,9 @@ import enum
 import hashlib
 import math
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -110,6 +116,52 @@ class ClaudeStatus:
     fallback_key_configured: bool
 
 
+@dataclass(frozen=True)
+class LoggedCall:
+    """An attempt whose ``ExternalCall`` row is still to be written, and when it was settled."""
+
+    attempt: Attempt
+    at: datetime
+
+
+# The list a clean success's log row goes to instead of its own transaction (see calls_collect).
+_collected: ContextVar[list[LoggedCall] | None] = ContextVar("claude_calls", default=None)
+
+
+@contextmanager
+def calls_collect() -> Iterator[list[LoggedCall]]:
+    """Within this block, and in tasks and worker threads started from it, ``settle_collected``
+    puts a clean success's log row in the yielded list. The caller owes those rows: it writes
+    them with ``calls_record`` (in the transaction that records its own outcome, so the row
+    and the answer it paid for are stored together) and then empties the list."""
+    calls: list[LoggedCall] = []
+    token = _collected.set(calls)
+    try:
+        yield calls
+    finally:
+        _collected.reset(token)
+
+
+def settle_collected(settlement: Settlement) -> bool:
+    """Collect the settlement instead of storing it, when a caller collects and the log row is
+    all it would store: a success, on a ticket that was clean (nothing to reset on the breaker
+    or the key). True if collected; False means: call ``settle``."""
+    calls = _collected.get()
+    attempt = settlement.attempt
+    if calls is None or attempt is None or attempt.fault is not Fault.NONE:
+        return False
+    if settlement.verdict != "success" or not settlement.breaker_clean or settlement.pick_next:
+        return False
+    calls.append(LoggedCall(attempt, timezone.now()))
+    return True
+
+
+def calls_record(calls: Sequence[LoggedCall]) -> None:
+    """Write collected log rows, in one INSERT."""
+    if calls:
+        ExternalCall.objects.bulk_create([_call_row(call.attempt, call.at) for call in calls])
+
+
 def open_call(now: datetime, fallback_secret: str) -> tuple[breaker.BreakerTicket, KeyPick]:
     """Ask the breaker and, if it lets the call through, pick and touch a key."""
     ticket = breaker.breaker_admit(SERVICE, now)
@@ -139,24 +191,56 @@ def settle(settlement: Settlement) -> KeyPick:
 
 
 def pick_key(now: datetime, excluded: frozenset[int | None], fallback_secret: str) -> KeyPick:
-    """The next key to use (and mark it used), the fallback, or the soonest to come back."""
-    ids = [pk for pk in excluded if pk is not None]
-    rows = ApiCredential.objects.filter(_usable(now), provider=SERVICE).exclude(pk__in=ids)
-    order = ("priority", F("last_used_at").asc(nulls_first=True), "pk")
-    found = rows.order_by(*order).values_list("pk", "label", "secret", "status")[:1]
-    if found:
-        pk, label, secret, status = found[0]
-        ApiCredential.objects.filter(pk=pk).update(last_used_at=now)
-        if status == CredentialStatus.COOLING_DOWN:  # its cooldown is over
+    """The next key to use (and mark it used), the fallback, or the soonest to come back.
+
+    One query reads every active or cooling row (a deployment has a handful) and the choice is
+    made here: by priority, then least recently used (never used first), then pk. The rows
+    also give the soonest cooling key, so the all-cooling case needs no second query."""
+    rows = [_Credential(*values) for values in _CANDIDATE_KEYS.all()]
+    usable = [row for row in rows if row.pk not in excluded and row.usable(now)]
+    if usable:
+        row = min(usable, key=_Credential.order)
+        ApiCredential.objects.filter(pk=row.pk).update(last_used_at=now)
+        if row.status == CredentialStatus.COOLING_DOWN:  # its cooldown is over
             ApiCredential.objects.filter(
-                pk=pk, status=CredentialStatus.COOLING_DOWN, cooldown_until__lte=now
+                pk=row.pk, status=CredentialStatus.COOLING_DOWN, cooldown_until__lte=now
             ).update(status=CredentialStatus.ACTIVE, cooldown_until=None)
-        return KeyPick(ApiKey(label, secret, pk))
+        return KeyPick(ApiKey(row.label, row.secret, row.pk))
     fallback = ApiKey(FALLBACK_LABEL, fallback_secret) if fallback_secret else None
     marks = cache.get_many(_fallback_cache_keys(fallback_secret)) if fallback else {}
     if fallback is not None and None not in excluded and not marks:
         return KeyPick(fallback)
-    return _soonest_back(now, fallback, marks)
+    cooling = [row for row in rows if row.status == CredentialStatus.COOLING_DOWN]
+    return _soonest_back(now, fallback, marks, cooling)
+
+
+# Built once, evaluated as a fresh copy (``.all()``) per call: it has no per-call values, and
+# composing it cost twice as much CPU as copying, compiling and running it together.
+_CANDIDATE_KEYS = ApiCredential.objects.filter(
+    provider=SERVICE, status__in=(CredentialStatus.ACTIVE, CredentialStatus.COOLING_DOWN)
+).values_list("pk", "label", "secret", "status", "priority", "last_used_at", "cooldown_until")
+
+
+@dataclass(frozen=True)
+class _Credential:
+    pk: int
+    label: str
+    secret: str = field(repr=False)
+    status: str
+    priority: int
+    last_used_at: datetime | None
+    cooldown_until: datetime | None
+
+    def usable(self, now: datetime) -> bool:
+        """Active, or cooling down with the cooldown over."""
+        if self.status == CredentialStatus.ACTIVE:
+            return True
+        return self.cooldown_until is not None and self.cooldown_until <= now
+
+    def order(self) -> tuple[int, float, int]:
+        """Sort key: priority, then least recently used (never used first), then pk."""
+        used = self.last_used_at.timestamp() if self.last_used_at is not None else -math.inf
+        return (self.priority, used, self.pk)
 
 
 def claude_status() -> ClaudeStatus:
@@ -178,11 +262,12 @@ def _usable(now: datetime) -> Q:
     return Q(status=CredentialStatus.ACTIVE) | cooled
 
 
-def _soonest_back(now: datetime, fallback: ApiKey | None, marks: dict[str, Any]) -> KeyPick:
+def _soonest_back(
+    now: datetime, fallback: ApiKey | None, marks: dict[str, Any], cooling: list[_Credential]
+) -> KeyPick:
     options: list[tuple[float, ApiKey]] = []
-    cooling = ApiCredential.objects.filter(provider=SERVICE, status=CredentialStatus.COOLING_DOWN)
-    row = cooling.order_by("cooldown_until").only("pk", "label", "secret", "cooldown_until").first()
-    if row is not None:
+    if cooling:
+        row = min(cooling, key=lambda row: row.cooldown_until or now)
         until = row.cooldown_until or now
         options.append(((until - now).total_seconds(), ApiKey(row.label, row.secret, row.pk)))
     cool_key, invalid_key = _fallback_cache_keys(fallback.secret if fallback else "")
@@ -201,8 +286,12 @@ def _fallback_cache_keys(secret: str) -> tuple[str, str]:
 
 
 def _record_call(attempt: Attempt, now: datetime) -> None:
+    _call_row(attempt, now).save(force_insert=True)
+
+
+def _call_row(attempt: Attempt, now: datetime) -> ExternalCall:
     reply = attempt.reply
-    ExternalCall.objects.create(
+    return ExternalCall(
         service=SERVICE,
         operation=OPERATION,
         ok=attempt.fault is Fault.NONE,

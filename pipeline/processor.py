@@ -8,12 +8,15 @@ latency a user notices:
 3.   ``TypeRouter.plan`` (pure, on the event loop);
 4.   a command, an "unsupported" answer, or the agent (the Claude call, streamed);
 5.   the response manager delivers through the transport; ``recording.message_finish``
-     (worker thread) stores the outcome and the events.
+     (worker thread) stores the outcome, the events and the log rows of the message's
+     successful Claude calls (collected with ``claude_store.calls_collect`` rather than
+     written in a transaction of their own each).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from collections.abc import Callable
@@ -26,7 +29,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from aisystem.models import MessageKind, MessageStatus
-from pipeline import recording, store
+from pipeline import claude_store, recording, store
 from pipeline.agent import FAILED_REPLY, AgentOrchestrator, ChatTasks, ClaudeAPI, TextCallback
 from pipeline.agent_request import AttachmentLimits
 from pipeline.claude import ClaudeClient
@@ -62,6 +65,14 @@ STOPPED_NOTE = "_(stopped)_"
 NOTHING_TO_STOP = "There's nothing to stop."
 EMPTY_ANSWER = "I don't have an answer to that."
 
+logger = logging.getLogger(__name__)
+
+# The worker-thread entry points, wrapped once rather than once per message.
+_admit = sync_to_async(store.admit)
+_message_finish = sync_to_async(recording.message_finish)
+_calls_record = sync_to_async(claude_store.calls_record)
+_command_execute = sync_to_async(command_execute)
+
 
 @dataclass
 class _Journey:
@@ -69,6 +80,7 @@ class _Journey:
 
     started: float
     timings: dict[str, float]
+    calls: list[claude_store.LoggedCall]  # Claude calls to log with the outcome
     events: list[PendingEvent] = field(default_factory=list)
 
     def lap(self, step: str, since: float) -> float:
@@ -125,8 +137,18 @@ class UnifiedMessageProcessor:
     async def process_message(
         self, message: InboundMessage, transport: Transport
     ) -> ProcessingResult:
-        journey = _Journey(started=time.perf_counter(), timings={})
-        admission = await sync_to_async(store.admit)(message, gate=self.gate, now=self.clock())
+        with claude_store.calls_collect() as calls:
+            journey = _Journey(started=time.perf_counter(), timings={}, calls=calls)
+            try:
+                return await self._process(message, transport, journey)
+            finally:
+                if calls:  # cut short before the outcome was recorded: log the calls now
+                    await _calls_flush(calls)
+
+    async def _process(
+        self, message: InboundMessage, transport: Transport, journey: _Journey
+    ) -> ProcessingResult:
+        admission = await _admit(message, gate=self.gate, now=self.clock())
         journey.timings.update(admission.timings_ms)
         decision = admission.decision
         if decision.ignored:
@@ -196,7 +218,7 @@ class UnifiedMessageProcessor:
         journey: _Journey,
     ) -> _Reply:
         since = time.perf_counter()
-        outcome: CommandOutcome = await sync_to_async(command_execute)(
+        outcome: CommandOutcome = await _command_execute(
             name=plan.command, args=plan.command_args, context=context
         )
         text = outcome.reply
@@ -319,9 +341,8 @@ class UnifiedMessageProcessor:
             latency_ms=int(journey.timings["total"]),
         )
         since = time.perf_counter()
-        await sync_to_async(recording.message_finish)(
-            outcome, events=journey.events, now=self.clock()
-        )
+        await _message_finish(outcome, events=journey.events, now=self.clock(), calls=journey.calls)
+        journey.calls.clear()  # recorded with the outcome
         journey.lap("record", since)
         # The stored latency is the user's wait (up to delivery); "total" adds the recording.
         journey.timings["total"] = round((time.perf_counter() - journey.started) * 1000, 3)
@@ -357,6 +378,16 @@ class UnifiedMessageProcessor:
             output_tokens=agent.output_tokens if agent else 0,
             cost_usd=agent.cost_usd if agent else Decimal(0),
         )
+
+
+async def _calls_flush(calls: list[claude_store.LoggedCall]) -> None:
+    """Write the log rows of Claude calls whose message was not recorded (an error or a
+    cancellation cut it short). Shielded, so a cancellation does not lose them; a failure is
+    logged, not raised, so that it does not hide what cut the message short."""
+    try:
+        await asyncio.shield(_calls_record(list(calls)))
+    except Exception:
+        logger.warning("could not log %d Claude call(s)", len(calls), exc_info=True)
 
 
 def _with_delivery(reply: _Reply, delivery: DeliveryResult) -> _Reply:

@@ -3,15 +3,16 @@ its usage, cost and latency, and the events of steps 3 to 5, in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from aisystem.models import Chat, Direction, Message, MessageKind, MessageStatus, OutboxItem
+from pipeline import claude_store
 from pipeline.events import PendingEvent, events_record
 
 
@@ -40,9 +41,18 @@ class Outcome:
     latency_ms: int = 0
 
 
-def message_finish(outcome: Outcome, *, events: list[PendingEvent], now: datetime) -> int | None:
-    """Record the outcome; returns the stored reply's pk (None if there was no reply)."""
+def message_finish(
+    outcome: Outcome,
+    *,
+    events: list[PendingEvent],
+    now: datetime,
+    calls: Sequence[claude_store.LoggedCall] = (),
+) -> int | None:
+    """Record the outcome, with the log rows of the Claude calls it collected (``calls``, see
+    ``claude_store.calls_collect``); returns the stored reply's pk (None if there was no reply).
+    """
     with transaction.atomic():
+        claude_store.calls_record(calls)
         # The conversation is set here, not when the context is built: one UPDATE fewer.
         Message.objects.filter(pk=outcome.message_pk).update(
             conversation_id=outcome.conversation_id,
@@ -68,15 +78,20 @@ def message_finish(outcome: Outcome, *, events: list[PendingEvent], now: datetim
 def _reply_record(outcome: Outcome, *, now: datetime) -> int:
     """The reply, stored against the sender's identity (that is whose budget it uses)."""
     reply_id = outcome.reply_ids[0] if outcome.reply_ids else f"undelivered-{outcome.message_pk}"
-    taken = Message.objects.filter(
-        transport=outcome.transport,
-        chat_id=outcome.chat_pk,
-        transport_message_id=reply_id,
-        direction=Direction.OUTBOUND,
-    ).exists()
-    if taken:  # a transport reused an id: keep the reply rather than lose it
-        reply_id = f"{reply_id}~{outcome.message_pk}"
-    reply = Message.objects.create(
+    reply = _reply_row(outcome, reply_id, now=now)
+    try:
+        # A savepoint costs less than asking first whether the id is taken, which it never is
+        # unless a transport reused an id: then keep the reply under another id, not lose it.
+        with transaction.atomic():
+            reply.save(force_insert=True)
+    except IntegrityError:
+        reply.transport_message_id = f"{reply_id}~{outcome.message_pk}"
+        reply.save(force_insert=True)
+    return reply.pk
+
+
+def _reply_row(outcome: Outcome, reply_id: str, *, now: datetime) -> Message:
+    return Message(
         transport=outcome.transport,
         chat_id=outcome.chat_pk,
         transport_message_id=reply_id,
@@ -100,7 +115,6 @@ def _reply_record(outcome: Outcome, *, now: datetime) -> int:
         sent_at=now if outcome.delivered else None,
         created_at=now,
     )
-    return reply.pk
 
 
 def _reschedule(outcome: Outcome) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from aisystem.models import (
     Chat,
@@ -39,6 +40,8 @@ from pipeline.types import (
     InboundMessage,
     MessageContext,
 )
+
+_Keyed = TypeVar("_Keyed", Identity, Chat)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,46 @@ def _ms(started: float) -> float:
 
 
 def _participants_upsert(message: InboundMessage, *, now: datetime) -> _Participants:
-    identity, created = Identity.objects.get_or_create(
+    identity = _by_transport_id(Identity, message.transport, message.sender_id)
+    created = False
+    if identity is None:  # a new sender; get_or_create settles a race with another process
+        identity, created = _identity_create(message, now=now)
+    if not created:
+        _identity_refresh(identity, message, now=now)
+    chat = _by_transport_id(Chat, message.transport, message.chat_id)
+    created = False
+    if chat is None:
+        chat, created = Chat.objects.get_or_create(
+            transport=message.transport,
+            external_id=message.chat_id,
+            defaults={"chat_type": message.chat_type, "title": message.chat_title},
+        )
+    if not created and (chat.title != message.chat_title or chat.chat_type != message.chat_type):
+        chat.title, chat.chat_type = message.chat_title, message.chat_type
+        chat.save(update_fields=["title", "chat_type"])
+    return _Participants(identity=identity, chat=chat)
+
+
+def _by_transport_id(model: type[_Keyed], transport: str, external_id: str) -> _Keyed | None:
+    """The row with this (transport, external_id), its unique key, or None. Read with
+    ``Manager.raw``: every message reads its sender and its chat, and composing the ORM's
+    ``get()`` took three times the CPU of this read. The names come from the model."""
+    quote = connection.ops.quote_name
+    table, transport_column, id_column = (
+        quote(name)
+        for name in (
+            model._meta.db_table,
+            model._meta.get_field("transport").column or "",
+            model._meta.get_field("external_id").column or "",
+        )
+    )
+    sql = f"SELECT * FROM {table} WHERE {transport_column} = %s AND {id_column} = %s"  # noqa: S608
+    found = list(model._default_manager.raw(sql, [transport, external_id]))
+    return found[0] if found else None
+
+
+def _identity_create(message: InboundMessage, *, now: datetime) -> tuple[Identity, bool]:
+    return Identity.objects.get_or_create(
         transport=message.transport,
         external_id=message.sender_id,
         defaults={
@@ -113,17 +155,6 @@ def _participants_upsert(message: InboundMessage, *, now: datetime) -> _Particip
             "last_seen_at": now,
         },
     )
-    if not created:
-        _identity_refresh(identity, message, now=now)
-    chat, created = Chat.objects.get_or_create(
-        transport=message.transport,
-        external_id=message.chat_id,
-        defaults={"chat_type": message.chat_type, "title": message.chat_title},
-    )
-    if not created and (chat.title != message.chat_title or chat.chat_type != message.chat_type):
-        chat.title, chat.chat_type = message.chat_title, message.chat_type
-        chat.save(update_fields=["title", "chat_type"])
-    return _Participants(identity=identity, chat=chat)
 
 
 def _identity_refresh(identity: Identity, message: InboundMessage, *, now: datetime) -> None:
