@@ -149,7 +149,12 @@ def _conversation_history(
     """The active conversation's pk and its latest ``limit`` answered exchanges before this
     message, oldest first: replies, and inbound messages that were answered, neither empty nor
     a command. The turns are read through the conversation, so in a conversation that has any
-    (most messages) one query gives both; else the conversation is looked up (or started)."""
+    (most messages) one query gives both; else the conversation is looked up (or started).
+
+    "Before" is by the question: a reply counts when the message it answers is older than this
+    one, wherever its own pk falls. Messages stored together at a bridge's stop are answered
+    in order after the restart, so their replies get pks above the later questions; each of
+    those still sees the earlier questions with their answers, in question order."""
     with connection.cursor() as cursor:
         cursor.execute(
             _history_sql(connection.vendor, connection.ops.quote_name),
@@ -167,10 +172,10 @@ def _conversation_history(
         rows = cursor.fetchall()
     if not rows:
         return conversation_active_id(chat, workspace, identity), []
-    rows.reverse()
+    rows.sort(key=lambda row: (row[3], row[4]))  # by exchange (the question's pk), then pk
     turns = [
         HistoryTurn(role="user" if direction == Direction.INBOUND else "assistant", text=text)
-        for _, direction, text in rows
+        for _, direction, text, _, _ in rows
     ]
     return int(rows[0][0]), turns
 
@@ -184,8 +189,10 @@ def _history_sql(vendor: str, quote: Callable[[str], str]) -> str:
     took to run it. Plain SQL that SQLite and PostgreSQL both read; the names come from the
     models. (Equivalent: ``Message.objects.filter(Q(direction=OUTBOUND) | Q(direction=INBOUND,
     status=ANSWERED), ~Q(text=""), ~Q(kind=COMMAND), conversation__chat=chat,
-    conversation__workspace=workspace, conversation__ended_at__isnull=True, pk__lt=before)
-    .order_by("-pk").values_list("conversation_id", "direction", "text")[:limit]``.)"""
+    conversation__workspace=workspace, conversation__ended_at__isnull=True)
+    .alias(question=Coalesce("reply_to_id", "pk")).filter(question__lt=before)
+    .order_by("-pk").values_list("conversation_id", "direction", "text", "question", "pk")
+    [:limit]``.)"""
     sql = _HISTORY_SQL.get(vendor)
     if sql is None:
         sql = _HISTORY_SQL[vendor] = _history_sql_write(quote)
@@ -205,11 +212,13 @@ def _history_sql_write(quote: Callable[[str], str]) -> str:
     c = functools.partial(column, conversation)
     # Names from the models, every value a bound parameter: nothing here comes from a user.
     return (
-        f"SELECT {m('conversation')}, {m('direction')}, {m('text')}"  # noqa: S608
+        f"SELECT {m('conversation')}, {m('direction')}, {m('text')},"  # noqa: S608
+        f" COALESCE({m('reply_to')}, {m('id')}), {m('id')}"
         f" FROM {quote(message.db_table)} INNER JOIN {quote(conversation.db_table)}"
         f" ON {m('conversation')} = {c('id')}"
         f" WHERE {c('chat')} = %s AND {c('workspace')} = %s AND {c('ended_at')} IS NULL"
-        f" AND {m('id')} < %s AND {m('text')} <> '' AND {m('kind')} <> %s"
+        f" AND COALESCE({m('reply_to')}, {m('id')}) < %s"
+        f" AND {m('text')} <> '' AND {m('kind')} <> %s"
         f" AND ({m('direction')} = %s OR ({m('direction')} = %s AND {m('status')} = %s))"
         f" ORDER BY {m('id')} DESC LIMIT %s"
     )

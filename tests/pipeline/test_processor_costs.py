@@ -201,8 +201,10 @@ def _stored(
     direction: str = Direction.INBOUND,
     status: str = MessageStatus.ANSWERED,
     kind: str = MessageKind.TEXT,
+    reply_to: Message | None = None,
 ) -> Message:
     return Message.objects.create(
+        reply_to=reply_to,
         transport="telegram",
         chat=chat,
         transport_message_id=str(next(_ids)),
@@ -257,6 +259,30 @@ def test_history_holds_the_active_conversations_answered_exchanges_only() -> Non
         ("assistant", "first answer"),
         ("user", "second question"),
         ("assistant", "second answer"),
+    ]
+
+
+def test_history_pairs_answers_with_questions_stored_before_them_at_a_stop() -> None:
+    """A bridge's stop stores the queued questions together; after the restart each is
+    answered in turn, so the answers' pks come after every one of those questions."""
+    chat = Chat.objects.create(transport="telegram", external_id="45", chat_type=ChatType.PRIVATE)
+    identity = Identity.objects.create(transport="telegram", external_id="7")
+    conversation = Conversation.objects.create(chat=chat, workspace=workspace_default())
+    first = _stored(chat, identity, conversation, "question 0")
+    second = _stored(chat, identity, conversation, "question 1")
+    third = _stored(chat, identity, None, "question 2", status=MessageStatus.PROCESSING)
+    later = _stored(chat, identity, conversation, "question 3")
+    _stored(chat, identity, conversation, "answer 0", direction=Direction.OUTBOUND, reply_to=first)
+    _stored(chat, identity, conversation, "answer 1", direction=Direction.OUTBOUND, reply_to=second)
+    _stored(chat, identity, conversation, "answer 3", direction=Direction.OUTBOUND, reply_to=later)
+
+    context = context_build(_inbound(chat, "question 2"), identity, chat, third)
+
+    assert [turn.text for turn in context.history] == [
+        "question 0",
+        "answer 0",
+        "question 1",
+        "answer 1",
     ]
 
 

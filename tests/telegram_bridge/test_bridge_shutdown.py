@@ -57,10 +57,9 @@ async def test_messages_queued_or_arriving_at_a_stop_are_answered_once_after_a_r
         assert await second.resume_interrupted() == 0
 
     for message in everything:
-        (answer,) = world.answers_to(PRIVATE, message.id)
-        # (The echo repeats the whole last user turn: a resumed message's history ends
-        # with the questions before it, whose answers are stored after it.)
-        assert answer.startswith("You said: ") and answer.endswith(message.message)
+        # Fake Claude echoes the last user turn: each question is its own, its history
+        # holding the earlier questions with their answers (stored after it).
+        assert world.answers_to(PRIVATE, message.id) == [f"You said: {message.message}"]
         assert await status(PRIVATE, message.id) == ("answered", "")
     replied_to = [r.reply_to.reply_to_msg_id for r in world.server.sent(SendMessage, ALICE.id)]
     assert replied_to == [message.id for message in everything]  # once each, in order
