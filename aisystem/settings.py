@@ -11,6 +11,7 @@ This is the one place that reads the environment (see the table in README.md). T
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -67,6 +68,7 @@ INSTALLED_APPS = [
     "django_q",
     "social_django",
     "ninja",
+    "axes",
     "aisystem.apps.AisystemConfig",
     "pipeline.apps.PipelineConfig",
     "telegram_bridge.apps.TelegramBridgeConfig",
@@ -81,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "aisystem.urls"
@@ -214,7 +217,20 @@ Q_CLUSTER = {
 }
 
 # --- Auth, admin, OAuth ---------------------------------------------------------------------
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out sign-ins
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in lockout (django-axes; the site's and the admin's sign-in): after
+# AISYSTEM_SIGNIN_FAILURES failed attempts for one username from one address, that pair is
+# refused (429) for AISYSTEM_SIGNIN_LOCKOUT_MINUTES; a successful sign-in clears the count.
+# The address is REMOTE_ADDR: behind a proxy, run daphne with --proxy-headers.
+AXES_FAILURE_LIMIT = env_int("AISYSTEM_SIGNIN_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AISYSTEM_SIGNIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "aisystem.accounts.views.signin_locked_out"
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

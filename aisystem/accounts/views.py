@@ -7,10 +7,14 @@ self sign-up, because the gateway spends the owner's Claude budget.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.storage import staticfiles_storage
-from django.http import HttpRequest, HttpResponseRedirect
-from django.shortcuts import resolve_url
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render, resolve_url
 from django.views.decorators.cache import cache_control
 
 
@@ -37,3 +41,12 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
     """``/favicon.ico``, which browsers ask for on every page that names no icon (the admin's):
     the site's icon, rather than a 404 in every console."""
     return HttpResponseRedirect(staticfiles_storage.url("favicon.svg"))
+
+
+def signin_locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
+) -> HttpResponse:
+    """django-axes' answer to a locked-out sign-in (``AXES_LOCKOUT_CALLABLE``): the site's page,
+    in plain words, with 429 Too Many Requests."""
+    minutes = math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
+    return render(request, "registration/locked_out.html", {"minutes": minutes}, status=429)

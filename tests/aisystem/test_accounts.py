@@ -120,3 +120,37 @@ def test_the_favicon_is_the_sites_icon_not_a_404(client: Any) -> None:
     assert response.status_code == 302
     assert response["Location"].startswith("/static/favicon.")
     assert response["Location"].endswith(".svg")
+
+
+@pytest.mark.django_db
+def test_repeated_wrong_passwords_lock_the_sign_in_for_a_while(
+    client: Any, member: Any, settings: Any
+) -> None:
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = client.post("/accounts/login/", {"username": "ada", "password": "guess"})
+        assert response.status_code == 200  # the form again, with its error
+    locked = client.post("/accounts/login/", {"username": "ada", "password": "guess"})
+    right_password = client.post("/accounts/login/", {"username": "ada", "password": PASSWORD})
+
+    assert locked.status_code == right_password.status_code == 429
+    assert "Too many failed sign-ins" in right_password.content.decode()
+    assert "Try again in 15 minutes." in right_password.content.decode()
+    assert SESSION_KEY not in client.session
+    # The admin's sign-in is the same lock: no second door to guess at.
+    admin = client.post("/admin/login/", {"username": "ada", "password": PASSWORD})
+    assert admin.status_code == 429
+
+
+@pytest.mark.django_db
+def test_a_successful_sign_in_clears_the_failed_attempts(
+    client: Any, member: Any, settings: Any
+) -> None:
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        client.post("/accounts/login/", {"username": "ada", "password": "guess"})
+    assert (
+        client.post("/accounts/login/", {"username": "ada", "password": PASSWORD}).status_code
+        == 302
+    )
+    client.post("/accounts/logout/")
+    response = client.post("/accounts/login/", {"username": "ada", "password": "guess"})
+    assert response.status_code == 200  # counting starts again

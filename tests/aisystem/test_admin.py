@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -94,6 +95,31 @@ def a_row_of_everything() -> dict[type[Model], Model]:
                 success=success,
             )
             for success in (True, False)
+        ),
+        AccessAttempt.objects.create(
+            user_agent="Chromium",
+            ip_address="127.0.0.1",
+            username="ada",
+            http_accept="text/html",
+            path_info="/accounts/login/",
+            get_data="",
+            post_data="username=ada\npassword=********************",
+            failures_since_start=2,
+        ),
+        AccessFailureLog.objects.create(
+            user_agent="Chromium",
+            ip_address="127.0.0.1",
+            username="ada",
+            http_accept="text/html",
+            path_info="/accounts/login/",
+            locked_out=False,
+        ),
+        AccessLog.objects.create(
+            user_agent="Chromium",
+            ip_address="127.0.0.1",
+            username="ada",
+            http_accept="text/html",
+            path_info="/accounts/login/",
         ),
         OrmQ.objects.create(
             key="aisystem", payload=SignedPackage.dumps({"id": "t1", "func": "math.floor"})
