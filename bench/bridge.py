@@ -41,7 +41,6 @@ import asyncio
 import itertools
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,7 +53,14 @@ from typing import TYPE_CHECKING, Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import KEY, NullTransport, serve_fake, setup_django  # noqa: E402
+from bench.pipeline import (  # noqa: E402
+    KEY,
+    NullTransport,
+    serve_fake,
+    setup_django,
+    verdict,
+    with_fake_claude,
+)
 
 if TYPE_CHECKING:  # the real imports wait for django.setup()
     from telegram_bridge.bridge import TelegramBridge
@@ -268,10 +274,6 @@ async def timed(label: str, action: Callable[[], Awaitable[Run]]) -> Run:
 # --- Printing ------------------------------------------------------------------------------
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def report(args: argparse.Namespace, bridge: Run, baseline: Run, rss_start: float) -> None:
     print()
     for name, run in (("bridge", bridge), ("pipeline alone", baseline)):
@@ -361,20 +363,7 @@ def main() -> None:
         f"a warm-up of one per chat; fake Claude in its own process, echoing with no latency; "
         f"{os.cpu_count()} CPUs"
     )
-    fake = subprocess.Popen(
-        [sys.executable, __file__, "--serve-fake"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    stdin, stdout = fake.stdin, fake.stdout
-    if stdin is None or stdout is None:  # not with PIPE; this narrows the types
-        raise RuntimeError("the fake's pipes are missing")
-    try:
-        asyncio.run(run(args, stdout.readline().strip()))
-    finally:
-        stdin.close()
-        fake.wait(timeout=30)
+    with_fake_claude(__file__, lambda base_url: run(args, base_url))
 
 
 if __name__ == "__main__":

@@ -396,6 +396,25 @@ def serve_fake() -> None:
         sys.stdin.read()
 
 
+def with_fake_claude(script: str, body: Callable[[str], Awaitable[None]]) -> None:
+    """Run ``body(base_url)`` with fakeclaude served by ``script --serve-fake`` in its own
+    process (so its CPU is not counted as the gateway's); the fake stops when the body ends."""
+    fake = subprocess.Popen(
+        [sys.executable, script, "--serve-fake"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stdin, stdout = fake.stdin, fake.stdout
+    if stdin is None or stdout is None:  # not with PIPE; this narrows the types
+        raise RuntimeError("the fake's pipes are missing")
+    try:
+        asyncio.run(body(stdout.readline().strip()))
+    finally:
+        stdin.close()
+        fake.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1000, help="per run (default 1000)")
@@ -417,20 +436,7 @@ def main() -> None:
         f"{args.chats} chats; fake Claude in its own process, echoing with no latency; "
         f"{os.cpu_count()} CPUs"
     )
-    fake = subprocess.Popen(
-        [sys.executable, __file__, "--serve-fake"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    stdin, stdout = fake.stdin, fake.stdout
-    if stdin is None or stdout is None:  # not with PIPE; this narrows the types
-        raise RuntimeError("the fake's pipes are missing")
-    try:
-        asyncio.run(run(args, stdout.readline().strip()))
-    finally:
-        stdin.close()
-        fake.wait(timeout=30)
+    with_fake_claude(__file__, lambda base_url: run(args, base_url))
 
 
 if __name__ == "__main__":
