@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, subprocess_database_url
+from tests.helpers import ROOT, free_port, subprocess_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BRIDGE_IDLES = "waiting for python manage.py telegram_login"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_http(url: str, process: subprocess.Popen[str], deadline: float) -> int:

@@ -61,12 +61,12 @@ from tests.browser import (
     chromium,
     daphne_args,
     fakeclaude_args,
-    free_port,
     log_tail,
     process_env,
 )
 from tests.conftest import PRIMARY_KEY, require_service
 from tests.factories import UserFactory
+from tests.helpers import free_port
 
 APPLICATION = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 WORDS = "alpha beta gamma delta epsilon zeta"

@@ -33,12 +33,12 @@ from tests.browser import (
     chromium,
     daphne_args,
     fakeclaude_args,
-    free_port,
     log_tail,
     process_env,
 )
 from tests.conftest import require_service
 from tests.factories import MessageFactory, UserFactory
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
