@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -59,7 +59,7 @@ from telegram_bridge.catch_up import CatchUpWindow
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.dispatcher import ChatDispatcher, DispatcherClosed
 from telegram_bridge.heartbeat import Heartbeat, HeartbeatSnapshot
-from telegram_bridge.lease import STALE_BEATS, LeaseLost, lease_claim, lease_release, runner_name
+from telegram_bridge.lease import AccountLease, LeaseLost
 from telegram_bridge.outbox import OutboxSender
 from telegram_bridge.shutdown import ShutdownController
 from telegram_bridge.transport import (
@@ -108,9 +108,8 @@ class TelegramBridge:
         )
         self.albums = MediaGroupBuffer(self._submit, delay=config.album_wait_seconds)
         self.limits = AttachmentLimits.from_settings(settings.PIPELINE)
-        self.runner = runner_name()
-        self.heartbeat = Heartbeat(session.pk, runner=self.runner)
-        self.lease_lost = False
+        self.lease = AccountLease(session, heartbeat_seconds=config.heartbeat_seconds)
+        self.heartbeat = Heartbeat(session.pk, runner=self.lease.runner)
         self.shutdown = ShutdownController()
         self.me = BridgeIdentity(user_id=0)
         self.transport: TelegramTransport | None = None
@@ -273,36 +272,18 @@ class TelegramBridge:
         once it took over."""
         self.shutdown.install()
         try:
-            if not await self._claim():
+            if not await self.lease.claim():
                 return EXIT_BUSY
             try:
                 code = await self._run()
             finally:
-                await sync_to_async(lease_release)(self.session.pk, self.runner)
-            return EXIT_BUSY if self.lease_lost else code
+                await self.lease.release()
+            return EXIT_BUSY if self.lease.lost else code
         finally:
             self.shutdown.restore()
 
-    async def _claim(self) -> bool:
-        now = timezone.now()
-        stale_after = timedelta(seconds=STALE_BEATS * self.config.heartbeat_seconds)
-        holder = await sync_to_async(lease_claim)(
-            self.session.pk, self.runner, now=now, stale_after=stale_after
-        )
-        if holder is None:
-            return True
-        logger.error(
-            "Telegram session '%s' is run by another bridge (%s): exactly one bridge may run "
-            "per account. Stop that one first.",
-            self.session.name,
-            holder.describe(now),
-        )
-        return False
-
     def _lose_lease(self, error: LeaseLost) -> None:
-        if not self.lease_lost:
-            logger.error("%s: this bridge stops (exactly one may run per account)", error)
-        self.lease_lost = True
+        self.lease.lose(error)
         self.shutdown.request_stop()
 
     async def _run(self) -> int:
@@ -461,7 +442,7 @@ class TelegramBridge:
         )
 
     async def _beat(self, state: str) -> None:
-        if self.lease_lost:  # the row is another bridge's now
+        if self.lease.lost:  # the row is another bridge's now
             return
         try:
             await self.heartbeat.record(

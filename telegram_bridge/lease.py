@@ -14,16 +14,20 @@ and the database is the one thing every deployment mode shares.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from asgiref.sync import sync_to_async
 from django.db.models import Q
 from django.utils import timezone
 
 from aisystem.models import TelegramSession
+
+logger = logging.getLogger(__name__)
 
 STALE_BEATS = 3
 
@@ -78,3 +82,37 @@ def lease_release(session_id: int, runner: str) -> bool:
         runner="", updated_at=timezone.now()
     )
     return bool(released)
+
+
+class AccountLease:
+    """A bridge's hold on its account: ``claim`` at the start, ``lost`` once a heartbeat found
+    another holder, ``release`` at the end (only if still held)."""
+
+    def __init__(self, session: TelegramSession, *, heartbeat_seconds: float) -> None:
+        self.session = session
+        self.runner = runner_name()
+        self.stale_after = timedelta(seconds=STALE_BEATS * heartbeat_seconds)
+        self.lost = False
+
+    async def claim(self) -> bool:
+        """Take the account; False (logged, naming the holder) if another bridge has it."""
+        now = timezone.now()
+        holder = await sync_to_async(lease_claim)(
+            self.session.pk, self.runner, now=now, stale_after=self.stale_after
+        )
+        if holder is not None:
+            logger.error(
+                "Telegram session '%s' is run by another bridge (%s): exactly one bridge may "
+                "run per account. Stop that one first.",
+                self.session.name,
+                holder.describe(now),
+            )
+        return holder is None
+
+    def lose(self, error: LeaseLost) -> None:
+        if not self.lost:
+            logger.error("%s: this bridge stops (exactly one may run per account)", error)
+        self.lost = True
+
+    async def release(self) -> None:
+        await sync_to_async(lease_release)(self.session.pk, self.runner)

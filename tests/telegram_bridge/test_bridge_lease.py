@@ -36,15 +36,15 @@ async def test_a_second_bridge_for_the_account_refuses_to_start_and_the_first_go
 ) -> None:
     h = world.harness
     async with running(world.bridge()) as first:
-        assert await runner_of(world) == first.runner
-        with caplog.at_level(logging.ERROR, logger="telegram_bridge.bridge"):
+        assert await runner_of(world) == first.lease.runner
+        with caplog.at_level(logging.ERROR, logger="telegram_bridge.lease"):
             assert await asyncio.wait_for(world.bridge().run(), 10) == EXIT_BUSY
         h.client = first.client  # updates go to the connected client again
         answers = await answered(world, PRIVATE, h.message(PRIVATE, ALICE, "still there?"))
-        assert await runner_of(world) == first.runner
+        assert await runner_of(world) == first.lease.runner
 
     assert answers == ["You said: still there?"]  # once: the second bridge never connected
-    assert "is run by another bridge" in caplog.text and first.runner in caplog.text
+    assert "is run by another bridge" in caplog.text and first.lease.runner in caplog.text
     assert await runner_of(world) == ""  # released at the stop
     async with running(world.bridge()):  # so the next one starts at once
         await answered(world, PRIVATE, h.message(PRIVATE, ALICE, "and now?"))
@@ -65,7 +65,7 @@ async def test_a_bridge_that_went_silent_is_taken_over_and_stops_when_it_notices
         world.session.pk, ELSEWHERE, now=later, stale_after=timedelta(seconds=3)
     )
 
-    assert fresh is not None and fresh.runner == silent.runner  # it was beating: refused
+    assert fresh is not None and fresh.runner == silent.lease.runner  # it was beating: refused
     assert taken is None
     assert await asyncio.wait_for(task, 15) == EXIT_BUSY  # its next beat found the row taken
     assert await runner_of(world) == ELSEWHERE  # and it did not release someone else's lease
