@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -296,6 +296,9 @@ async def test_with_redis_an_event_broadcast_by_another_process_reaches_a_browse
 ) -> None:
     url = os.environ.get("TEST_REDIS_URL", "")
     require_service("Redis", bool(url) and reachable(url, 6379), "set TEST_REDIS_URL")
+    # Database 14, so the pub/sub prefix is one no other process on this Redis uses (pub/sub
+    # channels are server-wide: with the prefix of db 0, any process there could publish).
+    url = urlunparse(urlparse(url)._replace(path="/14"))
     settings.CHANNEL_LAYERS = {
         **LAYERS,
         LIVE_FEED_LAYER: {

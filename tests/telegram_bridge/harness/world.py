@@ -185,8 +185,9 @@ async def answered(world: World, chat: Chat, message: raw.types.Message) -> list
 
 
 async def is_done(chat: Chat, message_id: int) -> bool:
+    """Finished: not waiting, not in progress, and not interrupted (that one resumes)."""
     found = await status(chat, message_id)
-    return found is not None and found[0] not in ("received", "processing")
+    return found is not None and found[0] not in ("received", "processing", "interrupted")
 
 
 async def outbox_enqueue_async(chat_pk: int, text: str, *, key: str = "test:notice") -> None:
