@@ -35,14 +35,14 @@ from datetime import datetime
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
-from pyrogram import Client, errors, filters, types
+from pyrogram import Client, filters, types
 from pyrogram.errors.rpc_error import RPCError
 from pyrogram.handlers import CallbackQueryHandler, EditedMessageHandler, MessageHandler
 
 from aisystem.models import TelegramSession
 from pipeline import recording
 from pipeline.agent_request import AttachmentLimits
-from pipeline.commands import COMMANDS, parse_command
+from pipeline.commands import parse_command
 from pipeline.processor import UnifiedMessageProcessor
 from pipeline.response_manager import ResponseManager
 from pipeline.types import InboundMessage
@@ -57,6 +57,7 @@ from telegram_bridge.adapter import (
 from telegram_bridge.albums import MediaGroupBuffer
 from telegram_bridge.catch_up import CatchUpWindow
 from telegram_bridge.config import BridgeConfig
+from telegram_bridge.connection import SessionRevoked, bot_commands_register, client_connect
 from telegram_bridge.dispatcher import ChatDispatcher, DispatcherClosed
 from telegram_bridge.heartbeat import Heartbeat, HeartbeatSnapshot
 from telegram_bridge.lease import AccountLease, LeaseLost
@@ -74,15 +75,9 @@ logger = logging.getLogger(__name__)
 
 TRANSPORT = "telegram"
 EXIT_OK, EXIT_REVOKED, EXIT_BUSY = 0, 3, 4
-_REVOKED = (errors.Unauthorized,)
-_CONNECT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # How long the heartbeat, outbox and storage loops get to end by themselves at a stop.
 BACKGROUND_GRACE_SECONDS = 10.0
 NOT_YOURS_TO_STOP = "Only the person who asked can stop this reply."
-
-
-class SessionRevoked(Exception):
-    """Telegram no longer accepts this session; a new ``telegram_login`` is needed."""
 
 
 class TelegramBridge:
@@ -291,7 +286,13 @@ class TelegramBridge:
         self.register_handlers()
         await self._beat(TelegramSession.State.CONNECTING)
         try:
-            connected = await self._connect()
+            connected = await client_connect(
+                self.client,
+                self.session.name,
+                stopping=self.shutdown.stopping,
+                on_failure=lambda: self._beat(TelegramSession.State.DISCONNECTED),
+                backoff=self.config.connect_backoff_seconds,
+            )
         except SessionRevoked as error:
             await self._beat(TelegramSession.State.REVOKED)
             logger.error("%s", error)
@@ -307,27 +308,6 @@ class TelegramBridge:
             await self._stop(background)
         return EXIT_OK
 
-    async def _connect(self) -> bool:
-        """Start the client; False if a stop was requested first. Raises SessionRevoked."""
-        for attempt in range(10**9):
-            try:
-                await self.client.start()
-                return True
-            except _REVOKED as error:
-                raise SessionRevoked(
-                    f"Telegram refused session '{self.session.name}' ({error.ID}): sign in "
-                    "again with python manage.py telegram_login."
-                ) from None
-            except (OSError, TimeoutError, errors.InternalServerError) as error:
-                delay = _CONNECT_BACKOFF[min(attempt, len(_CONNECT_BACKOFF) - 1)]
-                logger.warning("connecting failed (%s); retrying in %.0f s", error, delay)
-                await self._beat(TelegramSession.State.DISCONNECTED)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.shutdown.stopping.wait(), timeout=delay)
-                if self.shutdown.stopping.is_set():
-                    return False
-        return False
-
     async def _after_connect(self) -> None:
         me = self.client.me
         assert me is not None
@@ -340,24 +320,13 @@ class TelegramBridge:
             stop_button=self.me.is_bot,
         )
         if self.me.is_bot:
-            await self._register_commands()
+            await bot_commands_register(self.client)
         await self._beat(TelegramSession.State.CONNECTED)
         # Before intake opens: resuming first marks what a dead process left "processing"
         # as interrupted, which must not catch messages this process has started.
         await self.resume_interrupted()
         self.open_intake()
         logger.info("bridge connected as @%s", self.me.username or self.me.user_id)
-
-    async def _register_commands(self) -> None:
-        commands = [
-            types.BotCommand(name, description[:256])
-            for name, description in COMMANDS.items()
-            if name.isalnum()
-        ]
-        try:
-            await self.client.set_bot_commands(commands)
-        except RPCError as error:
-            logger.warning("registering the bot commands failed: %s", error.ID)
 
     async def resume_interrupted(self) -> int:
         """Fetch and resubmit messages interrupted by a stop or a crash. Returns how many."""

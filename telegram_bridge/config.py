@@ -19,6 +19,8 @@ class BridgeConfig:
     flood_wait_max_seconds: int = 30
     album_wait_seconds: float = 1.0
     heartbeat_seconds: int = 10
+    # Waits between connection attempts; the last one repeats. Not a setting: tests shorten it.
+    connect_backoff_seconds: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
     @classmethod
     def from_settings(cls) -> BridgeConfig:

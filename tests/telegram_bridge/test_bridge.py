@@ -36,7 +36,7 @@ from aisystem.models import (
     Workspace,
 )
 from pipeline.fakeclaude import FakeClaude, Scenario
-from telegram_bridge.bridge import EXIT_REVOKED
+from telegram_bridge.bridge import EXIT_OK, EXIT_REVOKED
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.management.commands import runbridge
 from telegram_bridge.storage import DatabaseStorage
@@ -561,6 +561,42 @@ async def test_a_revoked_session_stops_the_bridge_with_an_alert_and_no_retry(
     assert world.session.state == "revoked"
     alert = await Event.objects.filter(kind="bridge.revoked").aget()
     assert alert.level == "error"
+
+
+async def test_an_unreachable_telegram_is_retried_with_backoff_until_it_answers(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.server.refused_connections = 3
+    with caplog.at_level(logging.WARNING, logger="telegram_bridge.connection"):
+        async with running(world.bridge()):
+            answers = await answered(world, PRIVATE, world.harness.message(PRIVATE, ALICE, "up?"))
+
+    assert answers == ["You said: up?"]
+    retries = [r.getMessage() for r in caplog.records if r.name == "telegram_bridge.connection"]
+    assert [message.rsplit(" ", 2)[-2] for message in retries] == ["0.05", "0.1", "0.1"]
+    assert all("Connection refused" in message for message in retries)
+    kinds = [kind async for kind in Event.objects.order_by("id").values_list("kind", flat=True)]
+    bridge_kinds = [kind for kind in kinds if kind.startswith("bridge.")]
+    assert bridge_kinds == [
+        "bridge.connecting",
+        "bridge.disconnected",
+        "bridge.connected",
+        "bridge.stopped",
+    ]
+
+
+async def test_a_stop_while_telegram_is_unreachable_ends_the_bridge_cleanly(
+    world: World,
+) -> None:
+    world.server.refused_connections = 1000
+    bridge = world.bridge(connect_backoff_seconds=(0.05,))
+    task = asyncio.create_task(bridge.run())
+    await until(lambda: world.server.refused_connections < 998)  # retrying
+    bridge.shutdown.request_stop()
+
+    assert await asyncio.wait_for(task, 10) == EXIT_OK
+    await world.session.arefresh_from_db()
+    assert (world.session.state, world.session.runner) == ("stopped", "")
 
 
 async def test_the_heartbeat_records_the_account_and_the_last_update(world: World) -> None:

@@ -67,6 +67,11 @@ class HarnessClient(Client):
         super().__init__("harness", **options)
 
     async def get_session(self, *args: Any, **kwargs: Any) -> FakeSession:
+        """The session, unless the server is unreachable for now (``refuse_connections``):
+        then what a failed TCP connect raises, as a real session's start would."""
+        if self.server.refused_connections > 0:
+            self.server.refused_connections -= 1
+            raise ConnectionRefusedError(111, "Connection refused")
         return FakeSession(self.server)
 
 

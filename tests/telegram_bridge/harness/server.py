@@ -43,7 +43,9 @@ class FakeTelegram:
 
     ``missed`` holds messages that arrived while no client was connected: the next
     ``updates.GetDifference`` (a client's gap recovery at start) hands them over once.
-    ``on_request`` (if set) sees each request as it arrives, before it is answered."""
+    ``on_request`` (if set) sees each request as it arrives, before it is answered.
+    ``refused_connections``: how many coming connection attempts fail, as when Telegram's
+    data centre is unreachable."""
 
     me: raw.types.User
     requests: list[TLObject] = field(default_factory=list)
@@ -56,6 +58,7 @@ class FakeTelegram:
     failures: list[Failure] = field(default_factory=list)
     missed: list[raw.types.Message] = field(default_factory=list)
     on_request: Callable[[TLObject], None] | None = None
+    refused_connections: int = 0
     _ids: dict[int, itertools.count[int]] = field(default_factory=dict)
     _pts: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _media_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5_000_001))

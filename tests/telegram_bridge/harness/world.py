@@ -40,6 +40,7 @@ CONFIG = BridgeConfig(
     flood_wait_max_seconds=5,
     album_wait_seconds=0.05,
     heartbeat_seconds=1,
+    connect_backoff_seconds=(0.05, 0.1),
 )
 SendReaction = raw.functions.messages.SendReaction
 
