@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
@@ -30,11 +30,18 @@ from django.utils import timezone
 
 from aisystem.models import MessageKind, MessageStatus
 from pipeline import claude_store, recording, store
-from pipeline.agent import FAILED_REPLY, AgentOrchestrator, ChatTasks, ClaudeAPI, TextCallback
+from pipeline.agent import AgentOrchestrator, ChatTasks, ClaudeAPI, TextCallback
 from pipeline.agent_request import AttachmentLimits
 from pipeline.claude import ClaudeClient
 from pipeline.command_executor import CommandOutcome, command_execute
 from pipeline.events import PendingEvent
+from pipeline.replies import (
+    Reply,
+    agent_reply,
+    result_status,
+    retry_at,
+    with_delivery,
+)
 from pipeline.response_manager import (
     REACTION_DONE,
     REACTION_FAILED,
@@ -48,7 +55,6 @@ from pipeline.tools import ToolRegistry, default_registry
 from pipeline.type_router import TypeRouter, unsupported_reply
 from pipeline.types import (
     AgentResponse,
-    DeliveryResult,
     InboundMessage,
     MessageContext,
     ProcessingPlan,
@@ -57,13 +63,7 @@ from pipeline.types import (
     Transport,
 )
 
-DEFERRED_REPLY = (
-    "The assistant is temporarily unavailable. I've kept your message and will answer "
-    "as soon as it's back."
-)
-STOPPED_NOTE = "_(stopped)_"
 NOTHING_TO_STOP = "There's nothing to stop."
-EMPTY_ANSWER = "I don't have an answer to that."
 
 logger = logging.getLogger(__name__)
 
@@ -87,18 +87,6 @@ class _Journey:
         now = time.perf_counter()
         self.timings[step] = round((now - since) * 1000, 3)
         return now
-
-
-@dataclass(frozen=True)
-class _Reply:
-    """What the handler produced, before recording."""
-
-    text: str
-    status: str
-    reason: str = ""
-    kind: str = MessageKind.TEXT
-    agent: AgentResponse | None = None
-    delivery: DeliveryResult | None = None
 
 
 class UnifiedMessageProcessor:
@@ -190,13 +178,13 @@ class UnifiedMessageProcessor:
         context: MessageContext,
         plan: ProcessingPlan,
         journey: _Journey,
-    ) -> _Reply:
+    ) -> Reply:
         if plan.handler == "ignore":
-            return _Reply(text="", status=MessageStatus.IGNORED, reason=plan.reason)
+            return Reply(text="", status=MessageStatus.IGNORED, reason=plan.reason)
         if plan.handler == "command":
             reply = await self._command(message, context, plan, journey)
         elif plan.handler == "unsupported":
-            reply = _Reply(
+            reply = Reply(
                 text=unsupported_reply(plan.reason),
                 status=MessageStatus.ANSWERED,
                 reason=plan.reason,
@@ -208,7 +196,7 @@ class UnifiedMessageProcessor:
             transport, message.chat_id, reply.text, reply_to=message.message_id
         )
         journey.lap("delivery", since)
-        return _with_delivery(reply, delivery)
+        return with_delivery(reply, delivery)
 
     async def _command(
         self,
@@ -216,7 +204,7 @@ class UnifiedMessageProcessor:
         context: MessageContext,
         plan: ProcessingPlan,
         journey: _Journey,
-    ) -> _Reply:
+    ) -> Reply:
         since = time.perf_counter()
         outcome: CommandOutcome = await _command_execute(
             name=plan.command, args=plan.command_args, context=context
@@ -226,7 +214,7 @@ class UnifiedMessageProcessor:
             stopped = self.cancel_chat(message.transport, message.chat_id)
             text = "Stopped." if stopped else NOTHING_TO_STOP
         journey.lap("command", since)
-        return _Reply(
+        return Reply(
             text=text,
             status=MessageStatus.ANSWERED,
             reason=f"/{plan.command}",
@@ -240,7 +228,7 @@ class UnifiedMessageProcessor:
         context: MessageContext,
         plan: ProcessingPlan,
         journey: _Journey,
-    ) -> _Reply:
+    ) -> Reply:
         reactions = context.status_reactions
         if reactions:
             await self.responses.react(
@@ -268,7 +256,7 @@ class UnifiedMessageProcessor:
             typing.cancel()
         journey.lap("agent", since)
         journey.events.append(agent_event(response))
-        reply = _agent_reply(response)
+        reply = agent_reply(response)
         since = time.perf_counter()
         delivery = await streaming.finish(reply.text)
         journey.lap("delivery", since)
@@ -280,7 +268,7 @@ class UnifiedMessageProcessor:
                 message.message_id,
                 REACTION_DONE if ok else REACTION_FAILED,
             )
-        return _with_delivery(reply, delivery)
+        return with_delivery(reply, delivery)
 
     async def _run_agent(
         self,
@@ -305,7 +293,7 @@ class UnifiedMessageProcessor:
             return AgentResponse(outcome="cancelled", text=partial["text"])
 
     async def _finish(
-        self, message: InboundMessage, context: MessageContext, reply: _Reply, journey: _Journey
+        self, message: InboundMessage, context: MessageContext, reply: Reply, journey: _Journey
     ) -> ProcessingResult:
         agent = reply.agent or AgentResponse(outcome="ok")
         delivery = reply.delivery
@@ -332,7 +320,7 @@ class UnifiedMessageProcessor:
             reply_kind=reply.kind,
             reply_ids=delivery.transport_message_ids if delivery else (),
             delivered=delivery.delivered if delivery else False,
-            retry_at=_retry_at(delivery, self.clock()),
+            retry_at=retry_at(delivery, self.clock()),
             reply_to_message_id=message.message_id,
             model=agent.model,
             input_tokens=agent.input_tokens,
@@ -348,7 +336,7 @@ class UnifiedMessageProcessor:
         journey.timings["total"] = round((time.perf_counter() - journey.started) * 1000, 3)
         return self._result(
             journey,
-            status=_result_status(reply.status),
+            status=result_status(reply.status),
             reason=reply.reason,
             reply=reply.text,
             message_id=context.message_pk,
@@ -388,43 +376,6 @@ async def _calls_flush(calls: list[claude_store.LoggedCall]) -> None:
         await asyncio.shield(_calls_record(list(calls)))
     except Exception:
         logger.warning("could not log %d Claude call(s)", len(calls), exc_info=True)
-
-
-def _with_delivery(reply: _Reply, delivery: DeliveryResult) -> _Reply:
-    if delivery.delivered or not reply.text:
-        return _Reply(reply.text, reply.status, reply.reason, reply.kind, reply.agent, delivery)
-    if delivery.retry_after_seconds is not None:  # rescheduled through the outbox
-        return _Reply(reply.text, reply.status, "rescheduled", reply.kind, reply.agent, delivery)
-    return _Reply(
-        reply.text, MessageStatus.FAILED, "delivery_failed", reply.kind, reply.agent, delivery
-    )
-
-
-def _retry_at(delivery: DeliveryResult | None, now: datetime) -> datetime | None:
-    if delivery is None or delivery.delivered or delivery.retry_after_seconds is None:
-        return None
-    return now + timedelta(seconds=delivery.retry_after_seconds)
-
-
-def _agent_reply(response: AgentResponse) -> _Reply:
-    if response.outcome == "ok":
-        return _Reply(response.text.strip() or EMPTY_ANSWER, MessageStatus.ANSWERED, agent=response)
-    if response.outcome == "cancelled":
-        text = f"{response.text}\n\n{STOPPED_NOTE}" if response.text.strip() else "Stopped."
-        return _Reply(text, MessageStatus.ANSWERED, "cancelled", agent=response)
-    if response.outcome == "unavailable":
-        return _Reply(DEFERRED_REPLY, MessageStatus.DEFERRED, "claude_unavailable", agent=response)
-    return _Reply(FAILED_REPLY, MessageStatus.FAILED, "claude_failed", agent=response)
-
-
-def _result_status(status: str) -> ProcessingStatus:
-    if status == MessageStatus.ANSWERED:
-        return "answered"
-    if status == MessageStatus.DEFERRED:
-        return "deferred"
-    if status == MessageStatus.IGNORED:
-        return "ignored"
-    return "failed"
 
 
 _PROCESSORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, UnifiedMessageProcessor] = (

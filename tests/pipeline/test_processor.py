@@ -44,8 +44,9 @@ from pipeline.fakeclaude import (
     FakeClaude,
     Scenario,
 )
-from pipeline.processor import DEFERRED_REPLY, UnifiedMessageProcessor
+from pipeline.processor import UnifiedMessageProcessor
 from pipeline.recording import messages_interrupted, messages_mark_interrupted
+from pipeline.replies import DEFERRED_REPLY
 from pipeline.security_gate import NOT_AVAILABLE, OUT_OF_BUDGET
 from pipeline.tools import Tool, ToolRegistry
 from pipeline.types import Attachment, InboundMessage, ReplyReference, ToolSpec
