@@ -59,7 +59,9 @@ class Admission:
 
 
 @dataclass(frozen=True)
-class _Participants:
+class Participants:
+    """Who sent a message, and where."""
+
     identity: Identity
     chat: Chat
 
@@ -71,7 +73,7 @@ def admit(message: InboundMessage, *, gate: SecurityGate, now: datetime) -> Admi
     if screened is not None and screened.ignored:
         return Admission(decision=screened, timings_ms={"gate": _ms(started)})
     with transaction.atomic():
-        people = _participants_upsert(message, now=now)
+        people = participants_upsert(message, now=now)
         inbound = _inbound_record(message, people, now=now)
         if inbound is None:
             return Admission(decision=gate.duplicate(), timings_ms={"gate": _ms(started)})
@@ -103,7 +105,8 @@ def _ms(started: float) -> float:
 # --- Participants and the inbound record ---------------------------------------------------
 
 
-def _participants_upsert(message: InboundMessage, *, now: datetime) -> _Participants:
+def participants_upsert(message: InboundMessage, *, now: datetime) -> Participants:
+    """The message's sender and chat, created or brought up to date (name, title, type)."""
     identity = _by_transport_id(Identity, message.transport, message.sender_id)
     created = False
     if identity is None:  # a new sender; get_or_create settles a race with another process
@@ -121,7 +124,7 @@ def _participants_upsert(message: InboundMessage, *, now: datetime) -> _Particip
     if not created and (chat.title != message.chat_title or chat.chat_type != message.chat_type):
         chat.title, chat.chat_type = message.chat_title, message.chat_type
         chat.save(update_fields=["title", "chat_type"])
-    return _Participants(identity=identity, chat=chat)
+    return Participants(identity=identity, chat=chat)
 
 
 def _by_transport_id(model: type[_Keyed], transport: str, external_id: str) -> _Keyed | None:
@@ -174,7 +177,7 @@ def _identity_refresh(identity: Identity, message: InboundMessage, *, now: datet
 
 
 def _inbound_record(
-    message: InboundMessage, people: _Participants, *, now: datetime
+    message: InboundMessage, people: Participants, *, now: datetime
 ) -> Message | None:
     """The stored inbound message, or None if this dedup key was seen before. A message
     interrupted by a shutdown is the exception: it is taken up again (once: the claim is a
@@ -215,7 +218,7 @@ def _inbound_record(
 
 
 def _decide(
-    message: InboundMessage, people: _Participants, *, gate: SecurityGate, now: datetime
+    message: InboundMessage, people: Participants, *, gate: SecurityGate, now: datetime
 ) -> AccessDecision:
     subject = AccessSubject(
         transport=message.transport,
@@ -248,7 +251,7 @@ def _decide(
     return decision
 
 
-def _policies(people: _Participants) -> tuple[RateLimitPolicy | None, RateLimitPolicy | None]:
+def _policies(people: Participants) -> tuple[RateLimitPolicy | None, RateLimitPolicy | None]:
     """The identity's own policy (else its role's), and the chat's. Disabled ones don't count."""
     policies = CONFIG.get("policies", _policies_load)
     own = policies.get(("identity", people.identity.pk))
@@ -271,7 +274,7 @@ def _policies_load() -> dict[tuple[str, object], RateLimitPolicy]:
 
 
 def _rate_checks(
-    people: _Participants,
+    people: Participants,
     personal: RateLimitPolicy | None,
     chat_policy: RateLimitPolicy | None,
     *,
@@ -294,7 +297,7 @@ def _rate_checks(
 
 def _reject(
     message: InboundMessage,
-    people: _Participants,
+    people: Participants,
     inbound: Message,
     decision: AccessDecision,
     events: list[PendingEvent],

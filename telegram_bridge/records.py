@@ -22,8 +22,9 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Q
 
-from aisystem.models import Chat, Direction, Identity, Message, MessageStatus, Role
+from aisystem.models import Direction, Message, MessageStatus
 from pipeline.context_builder import describe_media
+from pipeline.store import participants_upsert
 from pipeline.type_router import classify
 from pipeline.types import InboundMessage
 from telegram_bridge.adapter import EDIT_KEY_MARK, telegram_message_id
@@ -37,29 +38,14 @@ def messages_record_interrupted(*, messages: Sequence[InboundMessage], now: date
     created = 0
     with transaction.atomic():
         for message in messages:
-            chat, _ = Chat.objects.get_or_create(
-                transport=message.transport,
-                external_id=message.chat_id,
-                defaults={"chat_type": message.chat_type, "title": message.chat_title},
-            )
-            identity, _ = Identity.objects.get_or_create(
-                transport=message.transport,
-                external_id=message.sender_id,
-                defaults={
-                    "username": message.sender_username,
-                    "display_name": message.sender_name,
-                    "role": Role.GUEST,
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                },
-            )
+            people = participants_upsert(message, now=now)  # as the pipeline would
             _, made = Message.objects.get_or_create(
                 transport=message.transport,
-                chat=chat,
+                chat=people.chat,
                 transport_message_id=message.message_id,
                 direction=Direction.INBOUND,
                 defaults={
-                    "identity": identity,
+                    "identity": people.identity,
                     "kind": classify(message)[1],
                     "is_edited": message.is_edited,
                     "is_forwarded": message.is_forwarded,
