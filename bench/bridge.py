@@ -166,11 +166,11 @@ class Bench:
         self._ids = itertools.count(1)
 
     def bridge(self) -> TelegramBridge:
-        from pipeline.claude import ClaudeClient
+        from pipeline.claude.client import ClaudeClient
         from pipeline.processor import UnifiedMessageProcessor
         from telegram_bridge.bridge import TelegramBridge
+        from telegram_bridge.client_state import DatabaseStorage
         from telegram_bridge.config import BridgeConfig
-        from telegram_bridge.storage import DatabaseStorage
         from telegram_bridge.transport import StopButtonResponses
         from tests.telegram_bridge.harness import HarnessClient
 
@@ -220,7 +220,7 @@ class Bench:
         """The processor with ``NullTransport``: ``concurrency`` workers, the same chats."""
         from django.utils import timezone
 
-        from pipeline.claude import ClaudeClient
+        from pipeline.claude.client import ClaudeClient
         from pipeline.processor import UnifiedMessageProcessor
         from pipeline.types import InboundMessage
 

@@ -157,7 +157,7 @@ class Bench:
         import anthropic  # noqa: TID251 - the floor is the raw SDK call, by definition
 
         from aisystem.models import AccessAction, AccessRule, Chat, ChatType
-        from pipeline.claude import ClaudeClient
+        from pipeline.claude.client import ClaudeClient
         from pipeline.processor import UnifiedMessageProcessor
 
         AccessRule.objects.create(action=AccessAction.ALLOW, match_everyone=True)

@@ -25,8 +25,8 @@ from typing import Protocol
 
 from aisystem.errors import IntegrationError
 from pipeline.agent_request import AttachmentLimits, build_request
-from pipeline.claude import ClaudeUnavailable
-from pipeline.pricing import PricePair, cost_usd
+from pipeline.claude.client import ClaudeUnavailable
+from pipeline.claude.pricing import PricePair, cost_usd
 from pipeline.tools import ToolRegistry
 from pipeline.types import (
     AgentOutcome,

@@ -11,7 +11,7 @@ from django.db.models import Q
 from aisystem.models import Chat, Conversation, Identity, RateLimitPolicy, Workspace
 from aisystem.selectors import identity_usage_today
 from aisystem.services.conversations import conversations_end
-from pipeline.claude import claude_status
+from pipeline.claude.client import claude_status
 from pipeline.commands import COMMANDS, help_text
 from pipeline.types import MessageContext
 

@@ -34,7 +34,7 @@ from aisystem.models import (
     OutboxItem,
     Transport,
 )
-from pipeline import context_store, recording
+from pipeline import conversations, outcomes
 from pipeline.agent import ClaudeAPI
 from pipeline.events import PendingEvent
 from pipeline.processor import UnifiedMessageProcessor
@@ -70,11 +70,11 @@ def _claim(message_pk: int) -> _Claimed | None:
             return None
         row = Message.objects.select_related("chat", "identity").get(pk=message_pk)
         if row.identity is None:
-            recording.message_mark(
+            outcomes.message_mark(
                 message_pk=message_pk, status=MessageStatus.FAILED, reason="no_sender"
             )
             return None
-        inbound, context = context_store.context_for_stored(row, row.identity)
+        inbound, context = conversations.context_for_stored(row, row.identity)
     return _Claimed(message=inbound, context=context)
 
 
@@ -103,7 +103,7 @@ async def _answer(processor: UnifiedMessageProcessor, claimed: _Claimed) -> bool
         plan = replace(plan, handler="agent", reason="")
     response = await processor.agent.run(claimed.message, claimed.context, plan)
     if response.outcome == "unavailable":
-        await sync_to_async(recording.message_mark)(
+        await sync_to_async(outcomes.message_mark)(
             message_pk=claimed.context.message_pk,
             status=MessageStatus.DEFERRED,
             reason="claude_unavailable",
@@ -118,8 +118,8 @@ async def _answer(processor: UnifiedMessageProcessor, claimed: _Claimed) -> bool
 def _record(claimed: _Claimed, outcome: str, text: str, response: AgentResponse) -> None:
     with transaction.atomic():
         reply_id, delivered = _deliver(claimed, text) if text else ("", False)
-        recording.message_finish(
-            recording.Outcome(
+        outcomes.message_finish(
+            outcomes.Outcome(
                 message_pk=claimed.context.message_pk,
                 chat_pk=claimed.context.chat_pk,
                 identity_pk=claimed.context.identity_id,

@@ -4,10 +4,10 @@ Steps decide; this module does the I/O around them, in as few database round tri
 can (one before the model call, one after), because the model's latency should be the only
 latency a user notices:
 
-1+2. ``store.admit`` (worker thread): the security gate and the context builder;
+1+2. ``admission.admit`` (worker thread): the security gate and the context builder;
 3.   ``TypeRouter.plan`` (pure, on the event loop);
 4.   a command, an "unsupported" answer, or the agent (the Claude call, streamed);
-5.   the response manager delivers through the transport; ``recording.message_finish``
+5.   the response manager delivers through the transport; ``outcomes.message_finish``
      (worker thread) stores the outcome, the events and the log rows of the message's
      successful Claude calls (collected with ``claude_store.calls_collect`` rather than
      written in a transaction of their own each).
@@ -29,10 +29,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from aisystem.models import MessageKind, MessageStatus
-from pipeline import claude_store, recording, store
+from pipeline import admission, outcomes
 from pipeline.agent import AgentOrchestrator, ChatTasks, ClaudeAPI, TextCallback
 from pipeline.agent_request import AttachmentLimits
-from pipeline.claude import ClaudeClient
+from pipeline.claude import store as claude_store
+from pipeline.claude.client import ClaudeClient
 from pipeline.command_executor import CommandOutcome, command_execute
 from pipeline.events import PendingEvent
 from pipeline.replies import (
@@ -68,8 +69,8 @@ NOTHING_TO_STOP = "There's nothing to stop."
 logger = logging.getLogger(__name__)
 
 # The worker-thread entry points, wrapped once rather than once per message.
-_admit = sync_to_async(store.admit)
-_message_finish = sync_to_async(recording.message_finish)
+_admit = sync_to_async(admission.admit)
+_message_finish = sync_to_async(outcomes.message_finish)
 _calls_record = sync_to_async(claude_store.calls_record)
 _command_execute = sync_to_async(command_execute)
 
@@ -157,7 +158,7 @@ class UnifiedMessageProcessor:
         transport: Transport,
         notice: str,
         journey: _Journey,
-        admission: store.Admission,
+        admission: admission.Admission,
     ) -> ProcessingResult:
         if notice:
             await self.responses.deliver(
@@ -308,7 +309,7 @@ class UnifiedMessageProcessor:
                 cost_usd=agent.cost_usd,
             )
         )
-        outcome = recording.Outcome(
+        outcome = outcomes.Outcome(
             message_pk=context.message_pk,
             chat_pk=context.chat_pk,
             identity_pk=context.identity_id,

@@ -40,7 +40,7 @@ from pyrogram.errors.rpc_error import RPCError
 from pyrogram.handlers import CallbackQueryHandler, EditedMessageHandler, MessageHandler
 
 from aisystem.models import TelegramSession
-from pipeline import recording
+from pipeline import outcomes
 from pipeline.agent_request import AttachmentLimits
 from pipeline.commands import parse_command
 from pipeline.processor import UnifiedMessageProcessor
@@ -330,8 +330,8 @@ class TelegramBridge:
 
     async def resume_interrupted(self) -> int:
         """Fetch and resubmit messages interrupted by a stop or a crash. Returns how many."""
-        await sync_to_async(recording.messages_orphaned_interrupt)(transport=TRANSPORT)
-        pending = await sync_to_async(recording.messages_interrupted)(transport=TRANSPORT)
+        await sync_to_async(outcomes.messages_mark_orphans_interrupted)(transport=TRANSPORT)
+        pending = await sync_to_async(outcomes.messages_interrupted)(transport=TRANSPORT)
         resumed = 0
         for chat_id, key in pending:
             try:

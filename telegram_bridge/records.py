@@ -1,6 +1,6 @@
 """The bridge's own reads and writes of inbound messages, beside the pipeline's.
 
-The pipeline stores a message when it starts processing it (``pipeline.store.admit``). Two
+The pipeline stores a message when it starts processing it (``pipeline.admission.admit``). Two
 things happen before that which only the bridge knows about:
 
 * a message taken from Telegram but never started (queued in the dispatcher when a stop
@@ -23,13 +23,13 @@ from django.db import transaction
 from django.db.models import Q
 
 from aisystem.models import Direction, Message, MessageStatus
+from pipeline.admission import participants_upsert
 from pipeline.context_builder import describe_media
-from pipeline.store import participants_upsert
 from pipeline.type_router import classify
 from pipeline.types import InboundMessage
 from telegram_bridge.adapter import EDIT_KEY_MARK, telegram_message_id
 
-INTERRUPTED_REASON = "shutdown"  # as ``recording.messages_mark_interrupted`` marks them
+INTERRUPTED_REASON = "shutdown"  # as ``outcomes.messages_mark_interrupted`` marks them
 
 
 def messages_record_interrupted(*, messages: Sequence[InboundMessage], now: datetime) -> int:

@@ -8,8 +8,8 @@ from django.db import transaction
 from pyrogram import Client
 
 from aisystem.models import TelegramPeer, TelegramSession
+from telegram_bridge.client_state import DatabaseStorage
 from telegram_bridge.config import BridgeConfig
-from telegram_bridge.storage import DatabaseStorage
 
 
 @dataclass(frozen=True)

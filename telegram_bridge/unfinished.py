@@ -11,7 +11,7 @@ once):
   dispatcher): kept in arrival order until ``store`` runs, stored at once afterwards;
 * ``store`` (at the stop, after the drain) creates the missing rows as interrupted, in the
   order the messages were taken, then marks the ones still being processed as interrupted,
-  as ``recording.messages_mark_interrupted`` always has.
+  as ``outcomes.messages_mark_interrupted`` always has.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from pipeline import recording
+from pipeline import outcomes
 from pipeline.types import InboundMessage
 from telegram_bridge.records import messages_record_interrupted
 
@@ -68,7 +68,7 @@ class UnfinishedMessages:
         if not left:
             return 0
         await sync_to_async(messages_record_interrupted)(messages=left, now=timezone.now())
-        await sync_to_async(recording.messages_mark_interrupted)(
+        await sync_to_async(outcomes.messages_mark_interrupted)(
             transport=self.transport, keys=[(m.chat_id, m.message_id) for m in left]
         )
         return len(left)

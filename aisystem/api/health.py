@@ -20,7 +20,7 @@ from ninja import Router, Status
 
 from aisystem.api.schemas import HealthOut
 from aisystem.models import TelegramSession
-from pipeline.claude import claude_status
+from pipeline.claude.client import claude_status
 
 router = Router(tags=["health"])
 BRIDGE_STALE_AFTER = timedelta(seconds=90)

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 
 from aisystem.models import Chat, Conversation, Direction, Message, MessageStatus, Transport
-from pipeline.context_store import workspace_default, workspace_for_chat
+from pipeline.conversations import workspace_default, workspace_for_chat
 
 HISTORY_LIMIT = 50
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
 
 from aisystem.chat.protocol import WS_PATH, frame_limit_bytes
-from pipeline.claude import claude_status
+from pipeline.claude.client import claude_status
 
 
 def claude_setup_note() -> str:

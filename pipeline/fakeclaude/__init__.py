@@ -4,8 +4,9 @@ It speaks the real wire protocol so the real ``anthropic`` SDK can be pointed at
 ``base_url``: ``POST /v1/messages`` (JSON, or SSE with ``"stream": true``) and
 ``POST /v1/messages/count_tokens``. It is built on the standard library alone
 (``http.server.ThreadingHTTPServer``) so that shipping it in ``pipeline/`` adds no runtime
-dependency, and it never imports ``anthropic``: only ``pipeline/claude.py`` may (ruff TID251),
-and a fake built from the SDK's own types could not catch the SDK disagreeing with the wire.
+dependency, and it never imports ``anthropic``: only ``pipeline/claude/client.py`` may (ruff
+TID251), and a fake built from the SDK's own types could not catch the SDK disagreeing with
+the wire.
 
 Protocol, as the real API does it:
 

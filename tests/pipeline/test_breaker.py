@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from aisystem.models import CircuitBreaker, Event
-from pipeline.breaker import (
+from pipeline.claude.breaker import (
     BreakerPolicy,
     breaker_admit,
     breaker_allow,

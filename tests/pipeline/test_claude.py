@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from aisystem.errors import IntegrationError
 from aisystem.models import ApiCredential, CircuitBreaker, CredentialStatus, Event, ExternalCall
-from pipeline.breaker import BreakerPolicy, breaker_record_failure, breaker_state
-from pipeline.claude import ClaudeClient, ClaudeUnavailable, claude_status, retry_delay
+from pipeline.claude.breaker import BreakerPolicy, breaker_record_failure, breaker_state
+from pipeline.claude.client import ClaudeClient, ClaudeUnavailable, claude_status, retry_delay
 from pipeline.fakeclaude import (
     DROP_CONNECTION,
     NO_MESSAGE_STOP,
@@ -444,7 +444,9 @@ async def test_it_retries_server_errors_with_exponential_backoff_up_to_max_attem
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.CLAUDE = {**settings.CLAUDE, "MAX_ATTEMPTS": 5}
-    monkeypatch.setattr("pipeline.claude.random.uniform", lambda low, high: high)  # top of jitter
+    monkeypatch.setattr(
+        "pipeline.claude.client.random.uniform", lambda low, high: high
+    )  # top of jitter
     await add_key("main", PRIMARY_KEY)
     fake_claude.set_scenario(SERVER_ERROR)
 

@@ -1,6 +1,6 @@
 """The fake Messages API, exercised by the real anthropic SDK (and raw HTTP where the SDK hides
 the wire). What the SDK does with broken streams is asserted as it really behaves, because
-pipeline/claude.py has to handle exactly that."""
+pipeline/claude/client.py has to handle exactly that."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from tests.helpers import ROOT, subprocess_database_url
 SCRIPT = """
 import sys
 from django.utils import timezone
-from pipeline import store
+from pipeline import admission
 from pipeline.security_gate import SecurityGate
 from pipeline.types import InboundMessage
 
@@ -33,7 +33,7 @@ for n in range(20):
         transport="telegram", chat_id="-500", chat_type="group", sender_id="77",
         message_id=f"{sys.argv[-1]}-{n}", sent_at=timezone.now(), text="hi",
     )
-    allowed += store.admit(message, gate=gate, now=timezone.now()).decision.allowed
+    allowed += admission.admit(message, gate=gate, now=timezone.now()).decision.allowed
 print(allowed)
 """
 

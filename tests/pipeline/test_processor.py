@@ -34,7 +34,7 @@ from aisystem.models import (
     Role,
     Workspace,
 )
-from pipeline.claude import ClaudeClient
+from pipeline.claude.client import ClaudeClient
 from pipeline.deferred import deferred_answer
 from pipeline.fakeclaude import (
     SERVER_ERROR,
@@ -44,8 +44,8 @@ from pipeline.fakeclaude import (
     FakeClaude,
     Scenario,
 )
+from pipeline.outcomes import messages_interrupted, messages_mark_interrupted
 from pipeline.processor import UnifiedMessageProcessor
-from pipeline.recording import messages_interrupted, messages_mark_interrupted
 from pipeline.replies import DEFERRED_REPLY
 from pipeline.security_gate import NOT_AVAILABLE, OUT_OF_BUDGET
 from pipeline.tools import Tool, ToolRegistry

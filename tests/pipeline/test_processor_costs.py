@@ -31,7 +31,7 @@ from aisystem.models import (
     MessageStatus,
     Workspace,
 )
-from pipeline.context_store import context_build, workspace_default
+from pipeline.conversations import context_build, workspace_default
 from pipeline.fakeclaude import FakeClaude
 from pipeline.processor import UnifiedMessageProcessor
 from pipeline.types import InboundMessage
@@ -117,7 +117,7 @@ async def test_an_answer_in_an_ongoing_chat_costs_nineteen_statements_in_two_tra
         "RELEASE SAVEPOINT",
         "SELECT aisystem_message",  # the conversation and its history, in one query
         "INSERT aisystem_event",
-        # claude_store.open_call: breaker, key, the env key's cooldown marks (autocommit)
+        # claude_store.call_open: breaker, key, the env key's cooldown marks (autocommit)
         "SELECT aisystem_circuitbreaker",
         "SELECT aisystem_apicredential",
         *(["SELECT aisystem_cache"] if database_cache else []),

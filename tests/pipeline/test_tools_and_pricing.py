@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.pricing import PricePair, cost_usd, price_for
+from pipeline.claude.pricing import PricePair, cost_usd, price_for
 from pipeline.tools import (
     CURRENT_TIME,
     Tool,

@@ -37,9 +37,9 @@ from aisystem.models import (
 )
 from pipeline.fakeclaude import FakeClaude, Scenario
 from telegram_bridge.bridge import EXIT_OK, EXIT_REVOKED
+from telegram_bridge.client_state import DatabaseStorage
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.management.commands import runbridge
-from telegram_bridge.storage import DatabaseStorage
 from tests.telegram_bridge.harness import (
     FakeTelegram,
     HarnessClient,

@@ -7,9 +7,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from aisystem.models import TelegramPeer, TelegramSession
+from telegram_bridge.client_state import DatabaseStorage
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.sessions import SignedInAccount, client_for_session, telegram_session_save
-from telegram_bridge.storage import DatabaseStorage
 
 pytestmark = pytest.mark.django_db
 

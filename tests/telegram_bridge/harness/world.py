@@ -17,13 +17,13 @@ from django.db.models import QuerySet
 from pyrogram import raw, utils
 
 from aisystem.models import AccessAction, AccessRule, Direction, Message, TelegramSession
-from pipeline.claude import ClaudeClient
+from pipeline.claude.client import ClaudeClient
 from pipeline.fakeclaude import FakeClaude
 from pipeline.processor import UnifiedMessageProcessor
 from telegram_bridge.bridge import EXIT_OK, TelegramBridge
+from telegram_bridge.client_state import DatabaseStorage
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.outbox import outbox_enqueue
-from telegram_bridge.storage import DatabaseStorage
 from telegram_bridge.transport import StopButtonResponses
 from tests.conftest import PRIMARY_KEY
 from tests.telegram_bridge.harness.builders import Chat, make_user, session_string

@@ -30,7 +30,7 @@ from aisystem.services.access import AccessSubject
 from aisystem.services.rate_limits import chat_counter_key, identity_counter_key, rate_limit_hit
 from pipeline.config_cache import CONFIG
 from pipeline.context_builder import describe_media
-from pipeline.context_store import context_build
+from pipeline.conversations import context_build
 from pipeline.events import PendingEvent, events_record
 from pipeline.security_gate import BudgetCheck, RateCheck, SecurityGate
 from pipeline.step_events import context_event, gate_event, received_event

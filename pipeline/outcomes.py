@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from aisystem.models import Chat, Direction, Message, MessageKind, MessageStatus, OutboxItem
-from pipeline import claude_store
+from pipeline.claude import store as claude_store
 from pipeline.events import PendingEvent, events_record
 
 
@@ -157,7 +157,7 @@ def messages_mark_interrupted(*, transport: str, keys: Iterable[tuple[str, str]]
     ).update(status=MessageStatus.INTERRUPTED, status_reason="shutdown")
 
 
-def messages_orphaned_interrupt(*, transport: str) -> int:
+def messages_mark_orphans_interrupted(*, transport: str) -> int:
     """At a transport's start: its messages left "processing" belong to a process that died
     (one bridge runs per account), so they are marked interrupted, to be resumed."""
     return Message.objects.filter(

@@ -1,11 +1,11 @@
 """The Claude client's database side: picking keys, marking them, logging calls, the breaker.
 
-Split from ``pipeline.claude`` (which alone imports ``anthropic``) to keep both modules small.
-The client runs ``open_call`` and ``settle`` in a worker thread (``sync_to_async``); each is one
-short hop that returns dataclasses, so a successful call costs two hops in all, or one when
-the caller collects its log rows (``calls_collect``): a clean success has nothing to store but
-its ``ExternalCall`` row, so the pipeline writes that row in the transaction that records the
-message's outcome (``calls_record``) instead of in a transaction of its own.
+Split from ``pipeline.claude.client`` (which alone imports ``anthropic``) to keep both modules
+small. The client runs ``call_open`` and ``call_settle`` in a worker thread (``sync_to_async``);
+each is one short hop that returns dataclasses, so a successful call costs two hops in all, or
+one when the caller collects its log rows (``calls_collect``): a clean success has nothing to
+store but its ``ExternalCall`` row, so the pipeline writes that row in the transaction that
+records the message's outcome (``calls_record``) instead of in a transaction of its own.
 
 Keys: active ``ApiCredential`` rows (provider "anthropic") by priority, then least recently used
 (never used first); a row cooling down whose ``cooldown_until`` has passed counts as active and
@@ -35,7 +35,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from aisystem.models import ApiCredential, CredentialStatus, Event, ExternalCall
-from pipeline import breaker
+from pipeline.claude import breaker
 from pipeline.events import system_event_emit
 from pipeline.types import ClaudeReply
 
@@ -93,7 +93,7 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Settlement:
-    """What ``settle`` stores: the attempt (if one was made), the breaker verdict (None while
+    """What ``call_settle`` stores: the attempt (if one was made), the breaker verdict (None while
     the call goes on), and whether to pick the next key, leaving out ``excluded`` ids."""
 
     attempt: Attempt | None
@@ -130,7 +130,7 @@ _collected: ContextVar[list[LoggedCall] | None] = ContextVar("claude_calls", def
 
 @contextmanager
 def calls_collect() -> Iterator[list[LoggedCall]]:
-    """Within this block, and in tasks and worker threads started from it, ``settle_collected``
+    """Within this block, and in tasks and worker threads started from it, ``call_collect``
     puts a clean success's log row in the yielded list. The caller owes those rows: it writes
     them with ``calls_record`` (in the transaction that records its own outcome, so the row
     and the answer it paid for are stored together) and then empties the list."""
@@ -142,10 +142,10 @@ def calls_collect() -> Iterator[list[LoggedCall]]:
         _collected.reset(token)
 
 
-def settle_collected(settlement: Settlement) -> bool:
+def call_collect(settlement: Settlement) -> bool:
     """Collect the settlement instead of storing it, when a caller collects and the log row is
     all it would store: a success, on a ticket that was clean (nothing to reset on the breaker
-    or the key). True if collected; False means: call ``settle``."""
+    or the key). True if collected; False means: call ``call_settle``."""
     calls = _collected.get()
     attempt = settlement.attempt
     if calls is None or attempt is None or attempt.fault is not Fault.NONE:
@@ -162,15 +162,15 @@ def calls_record(calls: Sequence[LoggedCall]) -> None:
         ExternalCall.objects.bulk_create([_call_row(call.attempt, call.at) for call in calls])
 
 
-def open_call(now: datetime, fallback_secret: str) -> tuple[breaker.BreakerTicket, KeyPick]:
+def call_open(now: datetime, fallback_secret: str) -> tuple[breaker.BreakerTicket, KeyPick]:
     """Ask the breaker and, if it lets the call through, pick and touch a key."""
     ticket = breaker.breaker_admit(SERVICE, now)
     if not ticket.allowed:
         return ticket, KeyPick(None)
-    return ticket, pick_key(now, frozenset(), fallback_secret)
+    return ticket, key_pick(now, frozenset(), fallback_secret)
 
 
-def settle(settlement: Settlement) -> KeyPick:
+def call_settle(settlement: Settlement) -> KeyPick:
     """Log the attempt, mark its key, tell the breaker; then pick the next key if asked."""
     now = timezone.now()
     attempt = settlement.attempt
@@ -186,11 +186,11 @@ def settle(settlement: Settlement) -> KeyPick:
         elif settlement.verdict == "neutral" and settlement.probe_claimed_at is not None:
             breaker.breaker_release_probe(SERVICE, settlement.probe_claimed_at)
     if settlement.pick_next:
-        return pick_key(now, settlement.excluded, settlement.fallback_secret)
+        return key_pick(now, settlement.excluded, settlement.fallback_secret)
     return KeyPick(None)
 
 
-def pick_key(now: datetime, excluded: frozenset[int | None], fallback_secret: str) -> KeyPick:
+def key_pick(now: datetime, excluded: frozenset[int | None], fallback_secret: str) -> KeyPick:
     """The next key to use (and mark it used), the fallback, or the soonest to come back.
 
     One query reads every active or cooling row (a deployment has a handful) and the choice is

@@ -3,7 +3,7 @@
 ``ClaudeClient.create()`` streams one Messages call and returns a ``ClaudeReply``. Around the
 SDK, whose own retries are off, it rotates keys, retries, logs and obeys the breaker:
 
-* keys (picked in ``pipeline.claude_store``): a 429 cools the key down for its ``retry-after``
+* keys (picked in ``pipeline.claude.store``): a 429 cools the key down for its ``retry-after``
   (30 s if missing) and the next key is tried at once; when every key is cooling, the call waits
   in-line for the soonest one if that is within ``MAX_INLINE_WAIT_SECONDS``, else it is
   ClaudeUnavailable. A 401/403 marks the key invalid and the next key is tried.
@@ -11,7 +11,8 @@ SDK, whose own retries are off, it rotates keys, retries, logs and obeys the bre
   connection, no ``message_stop``) are retried on the same key after exponential backoff with
   full jitter (or the response's ``retry-after``), up to ``MAX_ATTEMPTS`` attempts in all; an
   in-line wait for a cooling key counts as one. A 400 is permanent and never retried.
-* breaker (``pipeline.breaker``): one failure per ``create()`` that gave up after its retries.
+* breaker (``pipeline.claude.breaker``): one failure per ``create()`` that gave up after its
+  retries.
   Rate limits, bad keys, bad requests and cancellations are the key's or the caller's trouble,
   not the service's: they do not count (a half-open probe ending so is released).
 * log: one ``ExternalCall`` per HTTP attempt and a warning line per failed one; error texts are
@@ -41,8 +42,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from aisystem.errors import IntegrationError
-from pipeline import claude_store
-from pipeline.claude_store import (
+from pipeline.claude import store as claude_store
+from pipeline.claude.store import (
     DEFAULT_RETRY_AFTER_SECONDS,
     OPERATION,
     SERVICE,
@@ -69,8 +70,8 @@ __all__ = ["ClaudeClient", "ClaudeStatus", "ClaudeUnavailable", "claude_status",
 
 _KEY_LIKE = re.compile(r"sk-ant-[A-Za-z0-9_\-]+")
 _RETRYABLE_TYPES = frozenset({"overloaded_error", "api_error", "timeout_error"})
-_open_call = sync_to_async(claude_store.open_call)
-_settle = sync_to_async(claude_store.settle)
+_call_open = sync_to_async(claude_store.call_open)
+_call_settle = sync_to_async(claude_store.call_settle)
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class ClaudeClient:
         fallback = self._fallback_api_key
         if fallback is None:
             fallback = str(settings.ANTHROPIC_API_KEY or "")
-        ticket, pick = await _open_call(timezone.now(), fallback)
+        ticket, pick = await _call_open(timezone.now(), fallback)
         if not ticket.allowed:
             raise ClaudeUnavailable(SERVICE, OPERATION, "the circuit breaker is open")
         figures = settings.CLAUDE
@@ -176,19 +177,19 @@ class ClaudeClient:
             attempt = await self._attempt(call, key)
             if attempt.reply is not None:
                 done = Settlement(attempt, "success", call.probe_claimed_at, call.breaker_clean)
-                if not claude_store.settle_collected(done):
-                    await _settle(done)
+                if not claude_store.call_collect(done):
+                    await _call_settle(done)
                 return attempt.reply
             _log_failure(attempt)
             if attempt.fault is Fault.PERMANENT:
-                await _settle(Settlement(attempt, "neutral", call.probe_claimed_at))
+                await _call_settle(Settlement(attempt, "neutral", call.probe_claimed_at))
                 raise IntegrationError(SERVICE, OPERATION, attempt.error, permanent=True)
             if attempt.fault is Fault.RETRYABLE:
                 failures += 1
                 if failures >= call.max_attempts:
-                    await _settle(Settlement(attempt, "failure", call.probe_claimed_at))
+                    await _call_settle(Settlement(attempt, "failure", call.probe_claimed_at))
                     raise IntegrationError(SERVICE, OPERATION, attempt.error)
-                await _settle(Settlement(attempt, None, call.probe_claimed_at))
+                await _call_settle(Settlement(attempt, None, call.probe_claimed_at))
                 await self._sleep(self._backoff(call, failures, attempt.retry_after))
                 pick = KeyPick(key)
                 continue
@@ -201,7 +202,7 @@ class ClaudeClient:
                 excluded=frozenset(excluded),
                 fallback_secret=call.fallback_secret,
             )
-            pick = await _settle(next_key)
+            pick = await _call_settle(next_key)
 
     @staticmethod
     def _backoff(call: _Call, failures: int, retry_after: float | None) -> float:
@@ -218,7 +219,7 @@ class ClaudeClient:
             or failures + 1 >= call.max_attempts
         ):
             if call.probe_claimed_at is not None:
-                await _settle(Settlement(None, "neutral", call.probe_claimed_at))
+                await _call_settle(Settlement(None, "neutral", call.probe_claimed_at))
             raise ClaudeUnavailable(SERVICE, OPERATION, "no usable API key")
         logger.info("all Anthropic keys are cooling down; waiting %.1f s", pick.wait_seconds)
         await self._sleep(pick.wait_seconds)
@@ -232,7 +233,9 @@ class ClaudeClient:
             cancelled = isinstance(error, asyncio.CancelledError)
             reason = "cancelled" if cancelled else f"aborted by {type(error).__name__}"
             attempt = Attempt(key, Fault.ABORTED, _elapsed_ms(started), error=reason)
-            await asyncio.shield(_settle(Settlement(attempt, "neutral", call.probe_claimed_at)))
+            await asyncio.shield(
+                _call_settle(Settlement(attempt, "neutral", call.probe_claimed_at))
+            )
             raise
 
     async def _stream(self, call: _Call, key: ApiKey, started: float) -> Attempt:

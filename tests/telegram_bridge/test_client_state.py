@@ -11,7 +11,7 @@ from pyrogram import raw
 from pyrogram.storage.storage import UpdateState
 
 from aisystem.models import TelegramPeer, TelegramSession
-from telegram_bridge.storage import DatabaseStorage
+from telegram_bridge.client_state import DatabaseStorage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
