@@ -9,11 +9,12 @@ PORT   ?= 8000
 export PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help run test setup setup-dev migrate lint typecheck pytest clean
+.PHONY: help run test test-fast setup setup-dev migrate lint typecheck pytest clean
 
 help:
 	@echo "make run   - set up (virtualenv, install, migrate, superuser) and start web + worker"
 	@echo "make test  - set up and run lint, types and tests"
+	@echo "make test-fast - the edit-test loop: tests without real processes or a browser"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,7 @@ run: setup
 lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 typecheck: setup-dev
 	$(BIN)/mypy pipeline telegram_bridge aisystem/api
@@ -60,5 +62,9 @@ pytest: setup-dev
 
 test: setup-dev setup lint typecheck pytest
 
+# For the edit-test loop; `make test` (and CI) still run everything.
+test-fast: setup-dev
+	$(PY) -m pytest -m "not slow" -x -q
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -68,6 +68,13 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.getaddrinfo = _guarded_getaddrinfo
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A browser test is always a slow one: ``-m "not slow"`` leaves it out too."""
+    for item in items:
+        if item.get_closest_marker("browser") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
 def services_required() -> bool:
     flag = os.environ.get("AISYSTEM_REQUIRE_SERVICES") or os.environ.get("CI") or ""
     return flag.strip().lower() in {"1", "true", "yes", "on"}

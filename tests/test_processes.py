@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import ROOT, free_port, subprocess_database_url
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 BRIDGE_IDLES = "waiting for python manage.py telegram_login"
 
 

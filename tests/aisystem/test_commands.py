@@ -8,7 +8,7 @@ from aisystem.models import AccessAction, AccessRule, ApiToken
 from aisystem.services.tokens import api_token_authenticate
 from tests.helpers import manage, subprocess_database_url
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_createapitoken_prints_a_working_token_on_its_last_line() -> None:

@@ -50,12 +50,14 @@ def test_numbers_below_their_minimum_are_refused(monkeypatch: pytest.MonkeyPatch
         env_int("Q_WORKERS", 2, minimum=1)
 
 
+@pytest.mark.slow  # starts manage.py processes
 def test_a_malformed_encryption_key_stops_start_up_naming_the_setting(tmp_path: Path) -> None:
     result = manage("check", env=isolated_env(tmp_path, FIELD_ENCRYPTION_KEYS="not-a-key"))
     assert result.returncode != 0
     assert "FIELD_ENCRYPTION_KEYS: key 1 of 1 is not a Fernet key" in result.stderr
 
 
+@pytest.mark.slow  # starts manage.py processes
 def test_a_wrong_encryption_key_stops_start_up_instead_of_returning_ciphertext(
     tmp_path: Path,
 ) -> None:
@@ -84,6 +86,7 @@ def test_a_wrong_encryption_key_stops_start_up_instead_of_returning_ciphertext(
     assert manage("check", "--database", "default", env=isolated_env(tmp_path)).returncode != 0
 
 
+@pytest.mark.slow  # starts manage.py processes
 def test_the_embedded_default_generates_its_secrets_on_first_run(tmp_path: Path) -> None:
     result = manage(
         "shell",

@@ -38,6 +38,7 @@ print(allowed)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_two_processes_share_one_identity_rate_limit() -> None:
     identity = Identity.objects.create(transport="telegram", external_id="77")
