@@ -54,7 +54,7 @@ lint: setup-dev
 	$(BIN)/lint-imports --no-logo
 
 typecheck: setup-dev
-	$(BIN)/mypy pipeline telegram_bridge aisystem/api
+	$(BIN)/mypy pipeline telegram_bridge aisystem
 
 pytest: setup-dev
 	$(PY) manage.py makemigrations --check --dry-run

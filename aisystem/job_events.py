@@ -20,7 +20,7 @@ ERROR_PREVIEW_CHARS = 160
 def failed_job_event(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:
     if task.get("success", True):
         return
-    from pipeline.events import system_event_emit  # the pipeline imports models: load late
+    from aisystem.events import system_event_emit  # it imports the models: load late
 
     func = task.get("func")
     name = func if isinstance(func, str) else getattr(func, "__qualname__", repr(func))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 import structlog
+from structlog.types import Processor
 
-_SHARED = [
+_SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,

@@ -8,4 +8,7 @@ from aisystem.models import IntegrationAccount
 
 
 class EncryptedDjangoStorage(DjangoStorage):
-    user = IntegrationAccount
+    # social-auth's documented way to swap the account model; its types infer ``user`` from
+    # DjangoStorage's own UserSocialAuth rather than BaseDjangoStorage's DjangoUserMixin, which
+    # IntegrationAccount (an AbstractUserSocialAuth) is.
+    user = IntegrationAccount  # type: ignore[assignment]

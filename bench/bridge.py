@@ -5,13 +5,14 @@ Run: .venv/bin/python bench/bridge.py [--messages 2000] [--chats 1000] [--accoun
                                       [--no-reactions]
 
 Everything but the network is real: ``TelegramBridge.run()`` with a kurigram ``Client`` whose
-sessions are the test harness's ``FakeSession`` (tests/telegram_bridge/harness), so each update
-goes raw MTProto ``Updates`` → ``Client.handle_updates`` → Pyrogram's dispatcher and parser →
-the bridge's handler and adapter → the chat dispatcher → ``UnifiedMessageProcessor`` (gate,
-context, router, the Claude call, delivery, recording) → ``TelegramTransport`` → the raw
-requests the fake server captures (reactions, typing, the streamed reply and its final edit).
-Claude is ``FakeClaude`` with its default echo and no latency, in a child process as in
-bench/pipeline.py; the database is a fresh SQLite file in a temporary directory.
+sessions are ``FakeSession`` (``telegram_bridge.faketelegram``, the fake Telegram the bridge's
+tests use), so each update goes raw MTProto ``Updates`` → ``Client.handle_updates`` →
+Pyrogram's dispatcher and parser → the bridge's handler and adapter → the chat dispatcher →
+``UnifiedMessageProcessor`` (gate, context, router, the Claude call, delivery, recording) →
+``TelegramTransport`` → the raw requests the fake server captures (reactions, typing, the
+streamed reply and its final edit). Claude is ``FakeClaude`` with its default echo and no
+latency, in a child process as in bench/pipeline.py; the database is a fresh SQLite file in a
+temporary directory.
 
 Updates and the fake server's answers carry only the peers they concern, as Telegram's do,
 so a large peer list costs nothing per message unless the bridge makes it so. Unless ``--paced``,
@@ -28,9 +29,9 @@ RSS (``ru_maxrss``) after each stage; and the Telegram requests per message by f
 fallen out of the client's message cache; the bridge turns that off and fetches only for
 incoming replies, see ``telegram_bridge.adapter``; ``--no-reactions`` turns the status
 reactions off in every chat, after the warm-up). The baseline is the
-pipeline alone with a transport that does nothing (bench/pipeline.py's ``NullTransport``), same
-messages, chats and concurrency, so the ratio is the bridge's own cost: Pyrogram, the adapter,
-the dispatcher, the transport.
+pipeline alone with a transport that does nothing (``NullTransport``, as in bench/pipeline.py),
+same messages, chats and concurrency, so the ratio is the bridge's own cost: Pyrogram, the
+adapter, the dispatcher, the transport.
 Nothing is asserted: these machines are noisy.
 """
 
@@ -39,10 +40,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import resource
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -50,17 +49,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pipeline import (  # noqa: E402
-    KEY,
-    NullTransport,
-    serve_fake,
-    setup_django,
-    verdict,
-    with_fake_claude,
-)
+from bench._common import KEY, NullTransport, verdict, with_fake_claude
 
 if TYPE_CHECKING:  # the real imports wait for django.setup()
     from telegram_bridge.bridge import TelegramBridge
@@ -102,7 +93,8 @@ def lean_telegram(me: Any) -> Any:
     instead) and builds the updates Telegram would push (``text_update``)."""
     from pyrogram import raw  # noqa: TID251 - raw MTProto in and out, as the bridge's tests
 
-    from tests.telegram_bridge.harness import FakeTelegram, now, wire
+    from telegram_bridge.faketelegram import FakeTelegram
+    from telegram_bridge.faketelegram.builders import now, wire
 
     class LeanTelegram(FakeTelegram):
         def __init__(self) -> None:
@@ -149,7 +141,7 @@ def lean_telegram(me: Any) -> Any:
 class Bench:
     def __init__(self, args: argparse.Namespace, base_url: str) -> None:
         from aisystem.models import AccessAction, AccessRule, TelegramSession
-        from tests.telegram_bridge.harness import make_user, session_string
+        from telegram_bridge.faketelegram.builders import make_user, session_string
 
         self.args = args
         is_bot = args.account == "bot"
@@ -171,8 +163,8 @@ class Bench:
         from telegram_bridge.bridge import TelegramBridge
         from telegram_bridge.client_state import DatabaseStorage
         from telegram_bridge.config import BridgeConfig
+        from telegram_bridge.faketelegram import HarnessClient
         from telegram_bridge.transport import StopButtonResponses
-        from tests.telegram_bridge.harness import HarnessClient
 
         storage = DatabaseStorage(
             session_pk=self.session.pk, session_string=self.session.session_string
@@ -346,24 +338,13 @@ def main() -> None:
     parser.add_argument(
         "--no-reactions", action="store_true", help="status reactions off in every chat"
     )
-    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_fake:
-        serve_fake()
-        return
-
-    data_dir = tempfile.mkdtemp(prefix="aisystem-bench-")
-    setup_django(data_dir)
-    from django.db import connection
-
-    print(
-        f"database: {connection.vendor} in {data_dir}; {args.messages} text messages over "
-        f"{args.chats} chats ({args.account} account{', paced' if args.paced else ''}"
-        f"{', reactions off' if args.no_reactions else ''}) after "
-        f"a warm-up of one per chat; fake Claude in its own process, echoing with no latency; "
-        f"{os.cpu_count()} CPUs"
+    workload = (
+        f"{args.messages} text messages over {args.chats} chats ({args.account} account"
+        f"{', paced' if args.paced else ''}{', reactions off' if args.no_reactions else ''}) "
+        f"after a warm-up of one per chat"
     )
-    with_fake_claude(__file__, lambda base_url: run(args, base_url))
+    with_fake_claude(workload, lambda base_url: run(args, base_url))
 
 
 if __name__ == "__main__":

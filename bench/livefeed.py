@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import ROOT, bench_env, setup_django, verdict
 
 HOST = "127.0.0.1"
 TARGET_P99_MS = {"embedded": 100.0, "redis": 50.0}
@@ -56,33 +57,11 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
 # --- Set-up: database, staff session, daphne ------------------------------------------------
 
 
-def base_env(data_dir: str, redis_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(
-        AISYSTEM_DATA_DIR=data_dir,
-        DJANGO_SETTINGS_MODULE="aisystem.settings",
-        DEBUG="false",
-        LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
-        PYTHONPATH=str(ROOT),
-    )
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    return env
-
-
-def setup_django(data_dir: str) -> str:
-    """Migrate the scratch database; return a signed-in staff user's session key."""
-    os.environ.update(base_env(data_dir, ""))
-    os.environ.pop("REDIS_URL", None)
-    import django
-
-    django.setup()
+def staff_session() -> str:
+    """A signed-in staff user's session key (after ``setup_django``)."""
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.test import Client
 
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     user = get_user_model().objects.create_user("bench", password="bench-Passw0rd-long")
     user.is_staff = True
     user.save()
@@ -239,7 +218,7 @@ def emit_main(count: int, rate: float, batch: int, run: str) -> None:
     django.setup()
     from asgiref.sync import sync_to_async
 
-    from pipeline.events import PendingEvent, events_record
+    from aisystem.events import PendingEvent, events_record
 
     gc.freeze()  # a full collection of Django's objects would be counted as fan-out latency
 
@@ -348,7 +327,7 @@ async def phase(
 
 
 async def bench_mode(mode: str, args: argparse.Namespace, cookie: str, redis_url: str) -> None:
-    env = base_env(args.data_dir, redis_url)
+    env = bench_env(args.data_dir, redis_url=redis_url)
     port = free_port()
     web = start_daphne(env, port)
     try:
@@ -365,7 +344,7 @@ async def bench_mode(mode: str, args: argparse.Namespace, cookie: str, redis_url
         )
         print(paced.line())
         print(flood.line())
-        met = "met" if paced.p99 <= TARGET_P99_MS[mode] else "NOT met"
+        met = verdict(paced.p99 <= TARGET_P99_MS[mode])
         print(f"  target: paced p99 <= {TARGET_P99_MS[mode]:g} ms {met}")
         await asyncio.gather(*(w.socket.close() for w in watchers), return_exceptions=True)
         for task in tasks:
@@ -402,7 +381,8 @@ def main() -> None:
         return
     args.data_dir = tempfile.mkdtemp(prefix="aisystem-livefeed-")
     redis_url = os.environ.get("REDIS_URL", "").strip() or DEFAULT_REDIS
-    cookie = setup_django(args.data_dir)
+    setup_django(args.data_dir)
+    cookie = staff_session()
     gc.freeze()  # as aisystem/asgi.py does: no 100 ms collections while the clients measure
     print(
         f"SQLite in {args.data_dir} (removed at the end); {args.clients} WebSocket clients in "

@@ -27,80 +27,30 @@ import argparse
 import asyncio
 import cProfile
 import itertools
-import os
 import pstats
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import KEY, ROOT, NullTransport, verdict, with_fake_claude
 
 if TYPE_CHECKING:  # the real imports wait for django.setup()
     from pipeline.types import InboundMessage
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-KEY = "sk-ant-bench"
 STEPS = ("gate", "context", "route", "agent", "delivery", "record", "total")
 TARGET_OVERHEAD_MS = 15.0
 TARGET_RATE = 200.0
 TARGET_RATIO = 2.0
 
 _ids = itertools.count(1)
-
-
-def setup_django(data_dir: str) -> None:
-    os.environ["AISYSTEM_DATA_DIR"] = data_dir
-    for name in ("DATABASE_URL", "REDIS_URL"):  # the figures are for SQLite, in a scratch dir
-        os.environ.pop(name, None)
-    os.environ["DEBUG"] = "false"  # DEBUG keeps every query in memory
-    # httpx2 and the fake log a line per request at INFO; LOG_LEVEL=INFO measures with them.
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aisystem.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)  # the cache is the database one here
-
-
-class NullTransport:
-    """A Telegram-shaped transport that delivers nowhere, instantly."""
-
-    name = "telegram"
-    text_format: Literal["telegram_html", "markdown"] = "telegram_html"
-    max_message_length = 4096
-    streams = False
-    edit_interval_seconds = 0.0
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(10**6)
-
-    async def send_text(self, chat_id: str, text: str, *, reply_to: str | None = None) -> str:
-        return str(next(self._ids))
-
-    async def edit_text(self, chat_id: str, message_id: str, text: str) -> None:
-        return None
-
-    async def send_typing(self, chat_id: str) -> None:
-        return None
-
-    async def react(self, chat_id: str, message_id: str, emoji: str | None) -> None:
-        return None
-
-    async def send_media(
-        self, chat_id: str, media: Any, *, caption: str = "", reply_to: str | None = None
-    ) -> str:
-        return await self.send_text(chat_id, caption, reply_to=reply_to)
 
 
 @dataclass
@@ -268,10 +218,6 @@ def row(name: str, run: Run) -> str:
     )
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def report(concurrency: int, floor: Run, pipeline: Run) -> None:
     overhead = pipeline.p50 - floor.p50
     ratio = pipeline.p50 / floor.p50
@@ -386,57 +332,15 @@ async def run(args: argparse.Namespace, base_url: str) -> None:
         print(f"\nnot answered: {dict(bench.failures)}")
 
 
-def serve_fake() -> None:
-    """The fake in its own process, as Claude would be: its CPU is not the gateway's. Prints
-    its base URL, serves until stdin closes."""
-    from pipeline.fakeclaude import FakeClaude
-
-    with FakeClaude(api_keys=[KEY]) as fake:
-        print(fake.base_url, flush=True)
-        sys.stdin.read()
-
-
-def with_fake_claude(script: str, body: Callable[[str], Awaitable[None]]) -> None:
-    """Run ``body(base_url)`` with fakeclaude served by ``script --serve-fake`` in its own
-    process (so its CPU is not counted as the gateway's); the fake stops when the body ends."""
-    fake = subprocess.Popen(
-        [sys.executable, script, "--serve-fake"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    stdin, stdout = fake.stdin, fake.stdout
-    if stdin is None or stdout is None:  # not with PIPE; this narrows the types
-        raise RuntimeError("the fake's pipes are missing")
-    try:
-        asyncio.run(body(stdout.readline().strip()))
-    finally:
-        stdin.close()
-        fake.wait(timeout=30)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1000, help="per run (default 1000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
     parser.add_argument("--chats", type=int, default=50, help="distinct chats (one sender each)")
     parser.add_argument("--profile", type=int, default=0, help="then profile this many messages")
-    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_fake:
-        serve_fake()
-        return
-
-    data_dir = tempfile.mkdtemp(prefix="aisystem-bench-")
-    setup_django(data_dir)
-    from django.db import connection
-
-    print(
-        f"database: {connection.vendor} in {data_dir}; {args.messages} text messages per run, "
-        f"{args.chats} chats; fake Claude in its own process, echoing with no latency; "
-        f"{os.cpu_count()} CPUs"
-    )
-    with_fake_claude(__file__, lambda base_url: run(args, base_url))
+    workload = f"{args.messages} text messages per run, {args.chats} chats"
+    with_fake_claude(workload, lambda base_url: run(args, base_url))
 
 
 if __name__ == "__main__":

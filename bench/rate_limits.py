@@ -20,23 +20,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def setup_django(data_dir: str) -> None:
-    os.environ.setdefault("AISYSTEM_DATA_DIR", data_dir)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aisystem.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from bench._common import setup_django
 
 
 def timed(calls: int, fn: object) -> list[float]:
@@ -72,13 +61,11 @@ def main() -> None:
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        setup_django(os.environ["AISYSTEM_DATA_DIR"])
+        setup_django(os.environ["AISYSTEM_DATA_DIR"], keep_services=True)
         worker(args.worker[0], int(args.worker[1]))
         return
 
-    data_dir = tempfile.mkdtemp(prefix="aisystem-bench-")
-    os.environ["AISYSTEM_DATA_DIR"] = data_dir
-    setup_django(data_dir)
+    setup_django(keep_services=True)
     from django.db import connection, transaction
 
     from aisystem.models import RateCounter

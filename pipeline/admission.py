@@ -16,6 +16,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
+from aisystem.events import PendingEvent, events_record
 from aisystem.models import (
     Chat,
     Direction,
@@ -31,7 +32,6 @@ from aisystem.services.rate_limits import chat_counter_key, identity_counter_key
 from pipeline.config_cache import CONFIG
 from pipeline.context_builder import describe_media
 from pipeline.conversations import context_build
-from pipeline.events import PendingEvent, events_record
 from pipeline.security_gate import BudgetCheck, RateCheck, SecurityGate
 from pipeline.step_events import context_event, gate_event, received_event
 from pipeline.type_router import classify

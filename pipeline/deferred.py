@@ -26,6 +26,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
+from aisystem.events import PendingEvent
 from aisystem.models import (
     CircuitBreaker,
     Direction,
@@ -36,7 +37,6 @@ from aisystem.models import (
 )
 from pipeline import conversations, outcomes
 from pipeline.agent import ClaudeAPI
-from pipeline.events import PendingEvent
 from pipeline.processor import UnifiedMessageProcessor
 from pipeline.types import AgentResponse, InboundMessage, MessageContext
 

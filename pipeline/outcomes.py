@@ -11,9 +11,9 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from aisystem.events import PendingEvent, events_record
 from aisystem.models import Chat, Direction, Message, MessageKind, MessageStatus, OutboxItem
 from pipeline.claude import store as claude_store
-from pipeline.events import PendingEvent, events_record
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from aisystem.events import PendingEvent
 from aisystem.models import MessageKind, MessageStatus
 from pipeline import admission, outcomes
 from pipeline.agent import AgentOrchestrator, ChatTasks, ClaudeAPI, TextCallback
@@ -35,7 +36,6 @@ from pipeline.agent_request import AttachmentLimits
 from pipeline.claude import store as claude_store
 from pipeline.claude.client import ClaudeClient
 from pipeline.command_executor import CommandOutcome, command_execute
-from pipeline.events import PendingEvent
 from pipeline.replies import (
     Reply,
     agent_reply,

@@ -1,6 +1,6 @@
 """The events each pipeline step emits, built from the step's values (no I/O here).
 
-The store and the processor record them in batches (``pipeline.events.events_record``); the
+The store and the processor record them in batches (``aisystem.events.events_record``); the
 live feed shows them. They carry previews of message text, never a secret.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from aisystem.events import PendingEvent, preview
 from aisystem.models import Message
-from pipeline.events import PendingEvent, preview
 from pipeline.types import (
     AccessDecision,
     AgentResponse,

@@ -10,26 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Literal
 
 from pipeline.agent_request import AttachmentLimits, UnsupportedReason, inspect_attachment
 from pipeline.commands import ParsedCommand, parse_command
-from pipeline.types import InboundMessage, MessageContext, MessageType, ProcessingPlan
-
-# The stored content kind: the values of aisystem's MessageKind (not imported: no Django here).
-ContentKind = Literal[
-    "text",
-    "command",
-    "photo",
-    "document",
-    "voice",
-    "video",
-    "sticker",
-    "location",
-    "contact",
-    "poll",
-    "unknown",
-]
+from pipeline.types import (
+    ContentKind,
+    InboundMessage,
+    MessageContext,
+    MessageType,
+    ProcessingPlan,
+)
 
 GROUP_CHAT_TYPES = frozenset({"group", "supergroup", "channel"})
 

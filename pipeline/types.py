@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 # --- What arrives ------------------------------------------------------------------------
 
@@ -183,7 +183,9 @@ class MessageContext:
 
 # --- Step 3: the type router -------------------------------------------------------------
 
-MessageType = Literal[
+# What a message holds, as stored: aisystem's ``MessageKind`` has the same values in the same
+# order (a test pins them; the core cannot import this module, so it keeps its own copy).
+ContentKind = Literal[
     "text",
     "command",
     "photo",
@@ -194,10 +196,11 @@ MessageType = Literal[
     "location",
     "contact",
     "poll",
-    "edited",
-    "forwarded",
     "unknown",
 ]
+CONTENT_KINDS: tuple[ContentKind, ...] = get_args(ContentKind)
+# The classification: the content kind, unless the message was edited or forwarded.
+MessageType = ContentKind | Literal["edited", "forwarded"]
 Handler = Literal["agent", "command", "unsupported", "ignore"]
 
 
@@ -208,7 +211,7 @@ class ProcessingPlan:
 
     handler: Handler
     message_type: MessageType
-    kind: str
+    kind: ContentKind
     model: str = ""
     max_tokens: int = 1024
     stream: bool = True

@@ -19,8 +19,8 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
+from aisystem.events import system_event_emit
 from aisystem.models import Event, TelegramSession
-from pipeline.events import system_event_emit
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.lease import LeaseLost
 

@@ -5,7 +5,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from aisystem.models import AccessRule, RateLimitPolicy
-from aisystem.services.access import access_rules_move
+from aisystem.services.access import (
+    access_rules_disable,
+    access_rules_enable,
+    access_rules_move,
+)
 from aisystem.services.identities import rate_limit_policies_reset
 
 
@@ -61,11 +65,13 @@ class AccessRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Enable")
     def enable(self, request: HttpRequest, queryset: QuerySet[AccessRule]) -> None:
-        self.message_user(request, f"Enabled {queryset.update(enabled=True)} rules.")
+        count = access_rules_enable(rules=queryset)
+        self.message_user(request, f"Enabled {count} rules.")
 
     @admin.action(description="Disable")
     def disable(self, request: HttpRequest, queryset: QuerySet[AccessRule]) -> None:
-        self.message_user(request, f"Disabled {queryset.update(enabled=False)} rules.")
+        count = access_rules_disable(rules=queryset)
+        self.message_user(request, f"Disabled {count} rules.")
 
 
 @admin.register(RateLimitPolicy)

@@ -8,12 +8,13 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from aisystem.models import Conversation, Message, Workspace
-from aisystem.services.conversations import conversations_end
+from aisystem.services.conversations import conversations_end, workspace_make_default
 
 
 class WorkspaceForm(forms.ModelForm):  # type: ignore[type-arg]
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         others = Workspace.objects.filter(is_default=True).exclude(pk=self.instance.pk)
         if cleaned.get("is_default") and others.exists():
             self.add_error(
@@ -38,9 +39,9 @@ class WorkspaceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one workspace.", level="error")
             return
-        Workspace.objects.filter(is_default=True).update(is_default=False)
-        queryset.update(is_default=True)
-        self.message_user(request, f"“{queryset.get()}” is now the default workspace.")
+        workspace = queryset.get()
+        workspace_make_default(workspace=workspace)
+        self.message_user(request, f"“{workspace}” is now the default workspace.")
 
 
 class ActiveFilter(admin.SimpleListFilter):
@@ -65,7 +66,8 @@ class ConversationForm(forms.ModelForm):  # type: ignore[type-arg]
         # ended_at is read-only here, so Django skips the "one active conversation per chat and
         # workspace" constraint when validating; without this check the database refuses the
         # row and staff get a server error.
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         chat, workspace = cleaned.get("chat"), cleaned.get("workspace")
         if chat is None or workspace is None or self.instance.ended_at is not None:
             return cleaned
@@ -91,7 +93,8 @@ class ConversationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = ("end",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        return super().get_queryset(request).annotate(message_count=Count("messages"))
+        queryset: QuerySet[Conversation] = super().get_queryset(request)
+        return queryset.annotate(message_count=Count("messages"))
 
     @admin.display(description="Messages", ordering="message_count")
     def messages(self, conversation: Conversation) -> int:

@@ -6,10 +6,10 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
 from aisystem.admin.secrets import SecretFieldsAdmin
 from aisystem.models import OutboxItem, TelegramSession
+from aisystem.services.delivery import outbox_items_retry
 
 
 @admin.register(OutboxItem)
@@ -52,10 +52,7 @@ class OutboxItemAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Retry now")
     def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxItem]) -> None:
-        # Only failed or waiting items: one being sent right now could go out twice.
-        count = queryset.filter(
-            status__in=[OutboxItem.Status.FAILED, OutboxItem.Status.PENDING]
-        ).update(status=OutboxItem.Status.PENDING, available_at=timezone.now(), attempts=0)
+        count = outbox_items_retry(items=queryset)
         self.message_user(request, f"{count} deliveries queued again.")
 
 

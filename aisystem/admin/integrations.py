@@ -149,11 +149,13 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def usable(self, token: ApiToken) -> bool:
         return token.is_usable
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: ApiToken | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Any]]:
         if obj is None:
             kwargs["form"] = ApiTokenAddForm
             kwargs["fields"] = ("name", "expires_at")
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ("name", "expires_at") if obj is None else self.fields
@@ -165,7 +167,9 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if change:
             super().save_model(request, obj, form, change)
             return
-        token, plaintext = api_token_create(name=obj.name, created_by=request.user)
+        # Only signed-in staff reach the admin; the check narrows the type.
+        user = request.user if request.user.is_authenticated else None
+        token, plaintext = api_token_create(name=obj.name, created_by=user)
         if obj.expires_at:
             ApiToken.objects.filter(pk=token.pk).update(expires_at=obj.expires_at)
         obj.pk = token.pk

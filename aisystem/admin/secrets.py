@@ -43,7 +43,8 @@ class SecretFieldsForm(forms.ModelForm):  # type: ignore[type-arg]
             self.initial[name] = ""
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         for name in self._secret_fields:
             if not cleaned.get(name) and self.instance.pk:
                 cleaned[name] = getattr(self.instance, name)

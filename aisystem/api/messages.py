@@ -22,8 +22,9 @@ from ninja import Router, Status
 
 from aisystem.api.auth import TokenAuth
 from aisystem.api.schemas import ErrorOut, MessageIn, MessageOut, StoredMessageOut
+from aisystem.api.selectors import StoredMessage, api_message_for_token
 from aisystem.api.transport import ApiTransport, StreamEvent
-from aisystem.models import ApiToken, ChatType, Direction, Message, Transport
+from aisystem.models import ApiToken, ChatType, Transport
 from pipeline.processor import shared_processor
 from pipeline.types import InboundMessage, ProcessingResult
 
@@ -133,36 +134,19 @@ async def _events(inbound: InboundMessage) -> AsyncIterator[str]:
     summary="A message sent with this token: its status and reply",
 )
 async def message_detail(request: HttpRequest, message_id: int) -> Any:
-    found = await sync_to_async(_stored_message)(request.auth, message_id)  # type: ignore[attr-defined]
+    token: ApiToken = request.auth  # type: ignore[attr-defined]
+    found = await sync_to_async(api_message_for_token)(token_id=token.pk, message_id=message_id)
     if found is None:
         return Status(404, {"detail": "No such message for this token."})
-    return Status(200, found)
+    return Status(200, _stored_out(found))
 
 
-def _stored_message(token: ApiToken, message_id: int) -> dict[str, Any] | None:
-    message = (
-        Message.objects.filter(
-            pk=message_id,
-            transport=Transport.API,
-            direction=Direction.INBOUND,
-            chat__external_id__startswith=f"{token.pk}:",
-        )
-        .only("pk", "status", "status_reason", "text", "created_at")
-        .first()
-    )
-    if message is None:
-        return None
-    reply = (
-        Message.objects.filter(reply_to=message, direction=Direction.OUTBOUND)
-        .order_by("-pk")
-        .values_list("text", flat=True)
-        .first()
-    )
+def _stored_out(found: StoredMessage) -> dict[str, Any]:
     return {
-        "message_id": message.pk,
-        "status": message.status,
-        "reason": message.status_reason,
-        "text": message.text,
-        "reply": reply,
-        "created_at": message.created_at.isoformat(),
+        "message_id": found.message_id,
+        "status": found.status,
+        "reason": found.reason,
+        "text": found.text,
+        "reply": found.reply,
+        "created_at": found.created_at.isoformat(),
     }

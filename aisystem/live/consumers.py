@@ -7,7 +7,7 @@ Frames to the browser (JSON text):
 * ``{"type": "events", "events": [...]}`` for each batch recorded after that;
 * ``{"type": "pong"}`` in answer to ``{"type": "ping"}``.
 
-Events are ``pipeline.events.event_payload`` dicts, nothing else (no secret is ever stored in
+Events are ``aisystem.events.event_payload`` dicts, nothing else (no secret is ever stored in
 one). Anything else the browser sends is ignored. A visitor who may not watch is accepted and
 closed at once with ``access.CLOSE_SIGN_IN`` (4401) or ``CLOSE_FORBIDDEN`` (4403): closing
 before the handshake would show the browser only a generic failure, not a code to act on.
@@ -24,11 +24,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from aisystem.events import LIVE_FEED_GROUP
 from aisystem.live.access import CLOSE_FORBIDDEN, access_live_feed
 from aisystem.live.config import live_feed_config
 from aisystem.live.relay import LOCAL_LAYER, this_process_relay
 from aisystem.live.selectors import events_recent, session_still_staff
-from pipeline.events import LIVE_FEED_GROUP
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ process-local ``"live"`` layer (``aisystem.live.layers``). Where it receives eve
 * ``"database"`` (the embedded default, ``DatabaseRelay``): every process already stores its
   events in the ``Event`` table, so the relay asks the table for ids above the last it saw,
   one primary-key query every ``POLL_SECONDS``, however many browsers watch. No server needed.
-* ``"channel_layer"`` (``REDIS_URL``, ``ChannelLayerRelay``): ``pipeline.events`` broadcasts
+* ``"channel_layer"`` (``REDIS_URL``, ``ChannelLayerRelay``): ``aisystem.events`` broadcasts
   after commit to ``LIVE_FEED_GROUP`` on the ``"events"`` layer (channels-redis's pub/sub
   layer); the relay is that group's only member in this process. Redis carries one message
   per ``events_record`` call per web process, not one per browser.
@@ -36,9 +36,9 @@ from typing import Any, TypeVar
 from channels.layers import get_channel_layer
 from django.db import connections
 
+from aisystem.events import LIVE_FEED_GROUP, LIVE_FEED_LAYER, feed_message
 from aisystem.live.config import live_feed_config
 from aisystem.live.selectors import event_latest_id, events_after
-from pipeline.events import LIVE_FEED_GROUP, LIVE_FEED_LAYER, feed_message
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.contrib.auth import get_user
 from django.db.models import Max, Q
 
+from aisystem.events import event_payload
 from aisystem.live.access import access_live_feed
 from aisystem.models import Event
-from pipeline.events import event_payload
 
 
 def events_recent(*, limit: int) -> list[dict[str, Any]]:

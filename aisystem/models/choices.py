@@ -1,4 +1,8 @@
-"""Enumerations shared by models, services and the pipeline."""
+"""Enumerations shared by models, services and the pipeline.
+
+A member spells out its label only where Django's default, derived from the member's name
+(``TEXT`` -> "Text", ``COOLING_DOWN`` -> "Cooling Down"), is not the one wanted.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from django.db import models
 
 
 class Transport(models.TextChoices):
-    TELEGRAM = "telegram", "Telegram"
+    TELEGRAM = "telegram"
     WEB = "web", "Browser chat"
     API = "api", "REST API"
 
@@ -14,18 +18,18 @@ class Transport(models.TextChoices):
 class Role(models.TextChoices):
     """What staff know about a person. Rules and rate-limit policies match on it."""
 
-    GUEST = "guest", "Guest"
-    MEMBER = "member", "Member"
-    TRUSTED = "trusted", "Trusted"
-    ADMIN = "admin", "Admin"
+    GUEST = "guest"
+    MEMBER = "member"
+    TRUSTED = "trusted"
+    ADMIN = "admin"
 
 
 class ChatType(models.TextChoices):
-    PRIVATE = "private", "Private"
-    GROUP = "group", "Group"
-    SUPERGROUP = "supergroup", "Supergroup"
-    CHANNEL = "channel", "Channel"
-    BOT = "bot", "Bot"
+    PRIVATE = "private"
+    GROUP = "group"
+    SUPERGROUP = "supergroup"
+    CHANNEL = "channel"
+    BOT = "bot"
     WEB = "web", "Browser"
     API = "api", "API"
 
@@ -36,43 +40,46 @@ class ReplyMode(models.TextChoices):
 
 
 class AccessAction(models.TextChoices):
-    ALLOW = "allow", "Allow"
-    DENY = "deny", "Deny"
+    ALLOW = "allow"
+    DENY = "deny"
 
 
 class CredentialStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
+    ACTIVE = "active"
     COOLING_DOWN = "cooling_down", "Cooling down"
-    INVALID = "invalid", "Invalid"
-    DISABLED = "disabled", "Disabled"
+    INVALID = "invalid"
+    DISABLED = "disabled"
 
 
 class Direction(models.TextChoices):
-    INBOUND = "in", "Inbound"
-    OUTBOUND = "out", "Outbound"
+    INBOUND = "in"
+    OUTBOUND = "out"
 
 
 class MessageKind(models.TextChoices):
-    TEXT = "text", "Text"
-    COMMAND = "command", "Command"
-    PHOTO = "photo", "Photo"
-    DOCUMENT = "document", "Document"
+    """The stored content kind. The same list, in the same order, as ``pipeline.types``'s
+    ``CONTENT_KINDS`` (the core does not import the pipeline; a test keeps the two equal)."""
+
+    TEXT = "text"
+    COMMAND = "command"
+    PHOTO = "photo"
+    DOCUMENT = "document"
     VOICE = "voice", "Voice or audio"
-    VIDEO = "video", "Video"
-    STICKER = "sticker", "Sticker"
-    LOCATION = "location", "Location"
-    CONTACT = "contact", "Contact"
-    POLL = "poll", "Poll"
-    UNKNOWN = "unknown", "Unknown"
+    VIDEO = "video"
+    STICKER = "sticker"
+    LOCATION = "location"
+    CONTACT = "contact"
+    POLL = "poll"
+    UNKNOWN = "unknown"
 
 
 class MessageStatus(models.TextChoices):
-    RECEIVED = "received", "Received"
-    PROCESSING = "processing", "Processing"
-    ANSWERED = "answered", "Answered"
-    REJECTED = "rejected", "Rejected"
-    IGNORED = "ignored", "Ignored"
-    DEFERRED = "deferred", "Deferred"
-    INTERRUPTED = "interrupted", "Interrupted"
-    FAILED = "failed", "Failed"
-    DELIVERED = "delivered", "Delivered"
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    ANSWERED = "answered"
+    REJECTED = "rejected"
+    IGNORED = "ignored"
+    DEFERRED = "deferred"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    DELIVERED = "delivered"

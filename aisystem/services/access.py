@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, QuerySet
 
 from aisystem.models import AccessAction, AccessRule
 
@@ -129,6 +129,16 @@ def access_rule_create(
     rule.full_clean()
     rule.save()
     return rule
+
+
+def access_rules_enable(*, rules: QuerySet[AccessRule]) -> int:
+    """Let ``rules`` take part in access decisions again; returns how many were updated."""
+    return rules.update(enabled=True)
+
+
+def access_rules_disable(*, rules: QuerySet[AccessRule]) -> int:
+    """Leave ``rules`` out of access decisions, keeping their place; returns how many."""
+    return rules.update(enabled=False)
 
 
 def _next_position() -> int:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from aisystem.models import Conversation
+from aisystem.models import Conversation, Workspace
 
 
 def conversations_end(*, conversations: QuerySet[Conversation], reason: str) -> int:
@@ -11,3 +12,16 @@ def conversations_end(*, conversations: QuerySet[Conversation], reason: str) -> 
     return conversations.filter(ended_at__isnull=True).update(
         ended_at=timezone.now(), ended_reason=reason[:64]
     )
+
+
+@transaction.atomic
+def workspace_make_default(*, workspace: Workspace) -> None:
+    """Make ``workspace`` the one default, taking the flag off the previous default.
+
+    Both updates commit together, so no reader ever sees zero defaults. The database allows
+    at most one default (``workspace_one_default``): a concurrent call raises IntegrityError
+    rather than leaving two.
+    """
+    Workspace.objects.filter(is_default=True).exclude(pk=workspace.pk).update(is_default=False)
+    Workspace.objects.filter(pk=workspace.pk).update(is_default=True)
+    workspace.is_default = True

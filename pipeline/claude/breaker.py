@@ -30,8 +30,8 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from aisystem.events import system_event_emit
 from aisystem.models import CircuitBreaker, Event
-from pipeline.events import system_event_emit
 
 State = CircuitBreaker.State
 

@@ -34,9 +34,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from aisystem.events import system_event_emit
 from aisystem.models import ApiCredential, CredentialStatus, Event, ExternalCall
 from pipeline.claude import breaker
-from pipeline.events import system_event_emit
 from pipeline.types import ClaudeReply
 
 SERVICE = "anthropic"

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
+from aisystem.events import PendingEvent, events_record, system_event_emit
 from aisystem.models import Event
 from aisystem.services.tokens import api_token_create
-from pipeline.events import PendingEvent, events_record, system_event_emit
 from tests.browser import (
     ARTIFACTS,
     CHROMIUM,

@@ -18,6 +18,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 
 from aisystem.asgi import application
+from aisystem.events import PendingEvent, events_record, system_event_emit
 from aisystem.live.access import (
     CLOSE_FORBIDDEN,
     CLOSE_SIGN_IN,
@@ -27,7 +28,6 @@ from aisystem.live.access import (
 from aisystem.live.relay import relay_shutdown
 from aisystem.live.selectors import session_still_staff
 from aisystem.models import Event
-from pipeline.events import PendingEvent, events_record, system_event_emit
 
 ORIGIN = b"http://127.0.0.1"
 TIMEOUT = 5

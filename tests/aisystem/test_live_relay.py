@@ -19,6 +19,13 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from aisystem.events import (
+    LIVE_FEED_GROUP,
+    LIVE_FEED_LAYER,
+    PendingEvent,
+    events_record,
+    feed_message,
+)
 from aisystem.live import relay
 from aisystem.live.layers import LocalFanoutLayer
 from aisystem.live.layers import RedisChannelLayer as RedisLayer
@@ -32,13 +39,6 @@ from aisystem.live.relay import (
     this_process_relay,
 )
 from aisystem.models import Event
-from pipeline.events import (
-    LIVE_FEED_GROUP,
-    LIVE_FEED_LAYER,
-    PendingEvent,
-    events_record,
-    feed_message,
-)
 from tests.aisystem.test_live_feed import LAYERS, TIMEOUT, next_events, staff_socket
 from tests.conftest import require_service
 from tests.helpers import ROOT, subprocess_database_url
@@ -258,7 +258,7 @@ def test_merging_feed_messages_keeps_every_event_in_order() -> None:
 # --- Across processes ------------------------------------------------------------------------
 
 EMIT = (
-    "import os; from pipeline.events import system_event_emit;"
+    "import os; from aisystem.events import system_event_emit;"
     "print(system_event_emit('bridge.connected', 'from pid %d' % os.getpid()).pk)"
 )
 

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from aisystem.api.selectors import api_message_for_token
 from aisystem.models import (
     AccessAction,
     AccessRule,
@@ -18,15 +19,24 @@ from aisystem.models import (
     Direction,
     Message,
     MessageStatus,
+    OutboxItem,
     RateCounter,
     RateLimitPolicy,
     Role,
+    Transport,
+    Workspace,
 )
 from aisystem.selectors import access_rules_enabled, identity_usage_today, system_overview
-from aisystem.services.access import access_rule_create, access_rules_move
+from aisystem.services.access import (
+    access_rule_create,
+    access_rules_disable,
+    access_rules_enable,
+    access_rules_move,
+)
 from aisystem.services.accounts import superuser_ensure
-from aisystem.services.conversations import conversations_end
+from aisystem.services.conversations import conversations_end, workspace_make_default
 from aisystem.services.credentials import credentials_disable, credentials_enable
+from aisystem.services.delivery import outbox_items_retry
 from aisystem.services.identities import identity_allow, identity_block
 from aisystem.services.rate_limits import (
     identity_counter_key,
@@ -99,6 +109,22 @@ def test_enabled_rules_are_read_in_order_as_plain_values() -> None:
     assert specs[0].id == first.pk
     assert len(specs) == 2
     assert specs[0].role == Role.ADMIN
+
+
+def enabled_rules() -> list[str]:
+    """Descriptions of the rules access decisions use, in evaluation order."""
+    descriptions = dict(AccessRule.objects.values_list("pk", "description"))
+    return [descriptions[spec.id] for spec in access_rules_enabled()]
+
+
+def test_disabled_rules_leave_the_decisions_and_return_in_place_when_enabled() -> None:
+    for name in "abc":
+        AccessRuleFactory(description=name)
+
+    assert access_rules_disable(rules=AccessRule.objects.filter(description__in="ab")) == 2
+    assert enabled_rules() == ["c"]
+    assert access_rules_enable(rules=AccessRule.objects.filter(description="a")) == 1
+    assert enabled_rules() == ["a", "c"]
 
 
 def test_blocking_then_allowing_an_identity_adds_a_top_allow_rule_once() -> None:
@@ -192,6 +218,109 @@ def test_only_one_workspace_can_be_the_default() -> None:
     WorkspaceFactory(is_default=True)
     with pytest.raises(IntegrityError), transaction.atomic():
         WorkspaceFactory(is_default=True)
+
+
+def test_making_a_workspace_the_default_leaves_exactly_one_default() -> None:
+    old = WorkspaceFactory(is_default=True)
+    first, second = WorkspaceFactory(), WorkspaceFactory()
+
+    workspace_make_default(workspace=first)
+    assert list(Workspace.objects.filter(is_default=True)) == [first]
+    assert first.is_default
+
+    workspace_make_default(workspace=second)
+    workspace_make_default(workspace=second)  # already the default: stays so
+    assert list(Workspace.objects.filter(is_default=True)) == [second]
+    old.refresh_from_db()
+    first.refresh_from_db()
+    assert not old.is_default and not first.is_default
+
+
+def test_making_a_workspace_the_default_works_when_there_is_none() -> None:
+    workspace = WorkspaceFactory()
+
+    workspace_make_default(workspace=workspace)
+
+    assert list(Workspace.objects.filter(is_default=True)) == [workspace]
+
+
+def outbox_item(status: str, **fields: object) -> OutboxItem:
+    chat = ChatFactory()
+    return OutboxItem.objects.create(
+        transport=chat.transport,
+        chat=chat,
+        idempotency_key=f"key-{status}",
+        text="hi",
+        status=status,
+        **fields,
+    )
+
+
+def test_retrying_requeues_failed_and_waiting_deliveries_now_with_no_attempts() -> None:
+    later = timezone.now() + timedelta(hours=1)
+    failed = outbox_item(OutboxItem.Status.FAILED, attempts=5, available_at=later)
+    waiting = outbox_item(OutboxItem.Status.PENDING, attempts=2, available_at=later)
+    sending = outbox_item(OutboxItem.Status.SENDING, attempts=1, available_at=later)
+    sent = outbox_item(OutboxItem.Status.SENT, attempts=1, available_at=later)
+
+    assert outbox_items_retry(items=OutboxItem.objects.all()) == 2
+
+    for item in (failed, waiting, sending, sent):
+        item.refresh_from_db()
+    for item in (failed, waiting):
+        assert (item.status, item.attempts) == (OutboxItem.Status.PENDING, 0)
+        assert item.available_at <= timezone.now()
+    # one going out right now could be delivered twice; a sent one is done
+    assert (sending.status, sending.attempts, sending.available_at) == ("sending", 1, later)
+    assert (sent.status, sent.attempts, sent.available_at) == ("sent", 1, later)
+
+
+def test_retrying_touches_only_the_selected_deliveries() -> None:
+    chosen = outbox_item(OutboxItem.Status.FAILED, attempts=3)
+    other = outbox_item(OutboxItem.Status.PENDING, attempts=3)
+
+    assert outbox_items_retry(items=OutboxItem.objects.filter(pk=chosen.pk)) == 1
+
+    other.refresh_from_db()
+    assert other.attempts == 3
+
+
+def test_a_stored_api_message_is_read_with_its_latest_reply_by_its_token_only() -> None:
+    token, _ = api_token_create(name="ci")
+    other, _ = api_token_create(name="other")
+    chat = ChatFactory(transport=Transport.API, external_id=f"{token.pk}:c")
+    sent = MessageFactory(
+        transport=Transport.API, chat=chat, text="remember me", status=MessageStatus.ANSWERED
+    )
+    for text in ("first try", "final answer"):
+        MessageFactory(
+            transport=Transport.API,
+            chat=chat,
+            direction=Direction.OUTBOUND,
+            reply_to=sent,
+            text=text,
+        )
+    reply = Message.objects.get(text="final answer")
+
+    found = api_message_for_token(token_id=token.pk, message_id=sent.pk)
+
+    assert found is not None
+    assert (found.message_id, found.text, found.status) == (sent.pk, "remember me", "answered")
+    assert (found.reply, found.created_at) == ("final answer", sent.created_at)
+    assert api_message_for_token(token_id=other.pk, message_id=sent.pk) is None
+    assert api_message_for_token(token_id=token.pk, message_id=reply.pk) is None  # a reply
+
+
+def test_a_stored_api_message_without_a_reply_yet_has_none() -> None:
+    token, _ = api_token_create(name="ci")
+    chat = ChatFactory(transport=Transport.API, external_id=f"{token.pk}:c")
+    sent = MessageFactory(transport=Transport.API, chat=chat)
+    telegram = MessageFactory()
+
+    found = api_message_for_token(token_id=token.pk, message_id=sent.pk)
+
+    assert found is not None and found.reply is None
+    assert api_message_for_token(token_id=token.pk, message_id=telegram.pk) is None
 
 
 def test_the_same_transport_message_is_stored_once_per_direction() -> None:

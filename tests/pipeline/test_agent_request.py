@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -33,6 +31,7 @@ from pipeline.types import (
     ToolSpec,
     WorkspaceInfo,
 )
+from tests.pipeline.builders import context, message
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 17
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 20
@@ -40,44 +39,9 @@ GIF = b"GIF89a" + b"\x01\x00\x01\x00" + b"\x00" * 10
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 16
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
 LIMITS = AttachmentLimits()
-WORKSPACE = WorkspaceInfo(
-    id=1,
-    slug="default",
-    name="Default",
-    system_prompt="You are a helpful assistant.",
-    model="claude-ws",
-    max_tokens=800,
-)
 PLAN = ProcessingPlan(
     handler="agent", message_type="text", kind="text", model="claude-x", max_tokens=1000
 )
-
-
-def message(**overrides: Any) -> InboundMessage:
-    values: dict[str, Any] = {
-        "transport": "telegram",
-        "chat_id": "100",
-        "chat_type": "private",
-        "message_id": "1",
-        "sender_id": "7",
-        "sent_at": datetime(2025, 1, 1, tzinfo=UTC),
-        "text": "hello",
-        "sender_name": "Ann",
-    }
-    return InboundMessage(**(values | overrides))
-
-
-def context(**overrides: Any) -> MessageContext:
-    values: dict[str, Any] = {
-        "message_pk": 1,
-        "identity_id": 1,
-        "chat_pk": 1,
-        "conversation_id": 1,
-        "workspace": WORKSPACE,
-        "text": "hello",
-        "sender_name": "Ann",
-    }
-    return MessageContext(**(values | overrides))
 
 
 def build(msg: InboundMessage | None = None, ctx: MessageContext | None = None) -> BuiltRequest:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,23 +21,11 @@ from pipeline.types import (
     Attachment,
     Contact,
     HistoryTurn,
-    InboundMessage,
     Location,
     Poll,
     ReplyReference,
 )
-
-
-def message(**overrides: Any) -> InboundMessage:
-    values: dict[str, Any] = {
-        "transport": "telegram",
-        "chat_id": "100",
-        "chat_type": "private",
-        "message_id": "1",
-        "sender_id": "7",
-        "sent_at": datetime(2025, 1, 1, tzinfo=UTC),
-    }
-    return InboundMessage(**(values | overrides))
+from tests.pipeline.builders import message
 
 
 def user(text: str) -> HistoryTurn:

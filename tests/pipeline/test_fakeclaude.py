@@ -45,6 +45,10 @@ MODEL = "claude-sonnet-4-6"
 HELLO: list[MessageParam] = [{"role": "user", "content": "hello there, fake Claude"}]
 ECHO_OF_HELLO = "You said: hello there, fake Claude"
 REPO = Path(__file__).resolve().parents[2]
+# What a body cut short mid-stream raises. Before anthropic 2.17 the SDK wrapped only the
+# request's own errors, and a cut body surfaced from the HTTP library as it was; 2.17 wraps it
+# in APIConnectionError. pipeline/claude/client.py retries both.
+BODY_CUT_SHORT = (anthropic.APIConnectionError, httpx2.RemoteProtocolError)
 
 
 def create(client: anthropic.Anthropic, **overrides: Any) -> anthropic.types.Message:
@@ -289,16 +293,14 @@ def test_a_mid_stream_error_event_raises_api_status_error_with_status_200(
     assert caught.value.type == "overloaded_error"
 
 
-def test_a_dropped_connection_mid_stream_raises_the_raw_transport_error(
+def test_a_dropped_connection_mid_stream_raises_a_connection_error_after_the_text_so_far(
     fake_claude: FakeClaude, claude: anthropic.Anthropic
 ) -> None:
     fake_claude.set_scenario(DROP_CONNECTION)
     received: list[str] = []
 
-    # Not wrapped in anthropic.APIConnectionError: the SDK only wraps errors of the request
-    # itself, and a body cut mid-stream surfaces from the HTTP library as it is.
     with (
-        pytest.raises(httpx2.RemoteProtocolError),
+        pytest.raises(BODY_CUT_SHORT),
         claude.messages.stream(model=MODEL, max_tokens=256, messages=HELLO) as stream,
     ):
         received.extend(stream.text_stream)
@@ -543,7 +545,7 @@ def test_stopping_the_fake_ends_a_waiting_stream() -> None:
 
     assert not stopper.is_alive()
     assert not reader.is_alive()
-    assert isinstance(outcome[0], httpx2.RemoteProtocolError)
+    assert isinstance(outcome[0], BODY_CUT_SHORT)
 
 
 # -- the async client ---------------------------------------------------------------------------
@@ -574,12 +576,12 @@ async def test_the_async_client_raises_on_a_mid_stream_error(
     assert caught.value.type == "overloaded_error"
 
 
-async def test_the_async_client_sees_a_dropped_connection_as_a_transport_error(
+async def test_the_async_client_sees_a_dropped_connection_as_a_connection_error(
     fake_claude: FakeClaude, async_claude: anthropic.AsyncAnthropic
 ) -> None:
     fake_claude.set_scenario(DROP_CONNECTION)
 
-    with pytest.raises(httpx2.RemoteProtocolError):
+    with pytest.raises(BODY_CUT_SHORT):
         async with async_claude.messages.stream(
             model=MODEL, max_tokens=256, messages=HELLO
         ) as stream:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,41 +19,12 @@ from pipeline.types import (
     MessageContext,
     Poll,
     ReplyReference,
-    WorkspaceInfo,
 )
+from tests.pipeline.builders import WORKSPACE, context, message
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
-WORKSPACE = WorkspaceInfo(
-    id=1, slug="default", name="Default", system_prompt="Be kind.", model="claude-x", max_tokens=900
-)
-
-
-def message(**overrides: Any) -> InboundMessage:
-    values: dict[str, Any] = {
-        "transport": "telegram",
-        "chat_id": "100",
-        "chat_type": "private",
-        "message_id": "1",
-        "sender_id": "7",
-        "sent_at": datetime(2025, 1, 1, tzinfo=UTC),
-        "text": "hello",
-        "assistant_username": "HelperBot",
-    }
-    return InboundMessage(**(values | overrides))
-
-
-def context(**overrides: Any) -> MessageContext:
-    values: dict[str, Any] = {
-        "message_pk": 1,
-        "identity_id": 1,
-        "chat_pk": 1,
-        "conversation_id": 1,
-        "workspace": WORKSPACE,
-        "text": "hello",
-    }
-    return MessageContext(**(values | overrides))
 
 
 def group(**overrides: Any) -> MessageContext:
@@ -117,7 +87,7 @@ def test_a_forwarded_command_is_text_not_an_order() -> None:
 def test_a_private_message_goes_to_the_agent_with_the_workspace_model() -> None:
     plan = plan_for(message())
     assert (plan.handler, plan.message_type, plan.kind) == ("agent", "text", "text")
-    assert (plan.model, plan.max_tokens) == ("claude-x", 900)
+    assert (plan.model, plan.max_tokens) == (WORKSPACE.model, WORKSPACE.max_tokens)
     assert plan.stream is True
     assert plan.background is False
     assert plan.priority == 5

@@ -14,8 +14,8 @@ from pipeline.type_router import classify
 from pipeline.types import Contact, InboundMessage, Location, Poll
 from telegram_bridge.adapter import BridgeIdentity, inbound_from_message, media_group_key
 from telegram_bridge.albums import MediaGroupBuffer
-from tests.telegram_bridge.harness import (
-    TelegramHarness,
+from telegram_bridge.faketelegram import TelegramHarness
+from telegram_bridge.faketelegram.builders import (
     contact,
     entity,
     forwarded_from,

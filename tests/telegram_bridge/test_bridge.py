@@ -39,11 +39,8 @@ from pipeline.fakeclaude import FakeClaude, Scenario
 from telegram_bridge.bridge import EXIT_OK, EXIT_REVOKED
 from telegram_bridge.client_state import DatabaseStorage
 from telegram_bridge.config import BridgeConfig
-from telegram_bridge.management.commands import runbridge
-from tests.telegram_bridge.harness import (
-    FakeTelegram,
-    HarnessClient,
-    TelegramHarness,
+from telegram_bridge.faketelegram import FakeTelegram, HarnessClient, TelegramHarness
+from telegram_bridge.faketelegram.builders import (
     contact,
     dice,
     entity,
@@ -57,6 +54,7 @@ from tests.telegram_bridge.harness import (
     session_string,
     utf16_length,
 )
+from telegram_bridge.management.commands import runbridge
 from tests.telegram_bridge.harness.world import (
     World,
     answered,

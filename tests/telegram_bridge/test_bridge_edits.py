@@ -12,7 +12,7 @@ import pytest
 from pyrogram import raw
 
 from aisystem.models import Direction, Event, Message
-from tests.telegram_bridge.harness import make_user, now, private_chat, wire
+from telegram_bridge.faketelegram.builders import make_user, now, private_chat, wire
 from tests.telegram_bridge.harness.world import (
     World,
     answered,

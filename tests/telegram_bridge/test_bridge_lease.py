@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from aisystem.models import TelegramSession
 from telegram_bridge.bridge import EXIT_BUSY
+from telegram_bridge.faketelegram.builders import make_user, private_chat
 from telegram_bridge.lease import lease_claim, lease_release
-from tests.telegram_bridge.harness import make_user, private_chat
 from tests.telegram_bridge.harness.world import World, answered, running, until
 from tests.telegram_bridge.test_bridge import runbridge_command
 

@@ -12,7 +12,7 @@ import pytest
 from pyrogram import raw
 
 from aisystem.models import Chat
-from tests.telegram_bridge.harness import entity, group_chat, make_user, private_chat
+from telegram_bridge.faketelegram.builders import entity, group_chat, make_user, private_chat
 from tests.telegram_bridge.harness.world import World, answered, running
 
 pytestmark = pytest.mark.django_db(transaction=True)

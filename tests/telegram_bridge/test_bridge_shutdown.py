@@ -12,7 +12,7 @@ from pyrogram import raw
 
 from aisystem.models import Direction, Message
 from pipeline.fakeclaude import Scenario
-from tests.telegram_bridge.harness import make_user, private_chat
+from telegram_bridge.faketelegram.builders import make_user, private_chat
 from tests.telegram_bridge.harness.world import (
     World,
     inbound,

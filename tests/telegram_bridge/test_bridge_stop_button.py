@@ -8,7 +8,7 @@ from pyrogram import raw
 
 from pipeline.fakeclaude import Scenario
 from telegram_bridge.bridge import NOT_YOURS_TO_STOP
-from tests.telegram_bridge.harness import entity, group_chat, make_user
+from telegram_bridge.faketelegram.builders import entity, group_chat, make_user
 from tests.telegram_bridge.harness.world import World, is_done, running, status, until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,18 +11,13 @@ from pyrogram import errors, raw, types
 from pipeline.formatting import render_for_telegram
 from pipeline.response_manager import ResponseManager, StreamingReply
 from pipeline.types import FormattingRejected, OutboundMedia
+from telegram_bridge.faketelegram import TelegramHarness
+from telegram_bridge.faketelegram.builders import jpeg, make_user, private_chat, supergroup_chat
 from telegram_bridge.transport import (
     FloodWaitTooLong,
     OutboundLimiter,
     TelegramTransport,
     stop_callback_chat,
-)
-from tests.telegram_bridge.harness import (
-    TelegramHarness,
-    jpeg,
-    make_user,
-    private_chat,
-    supergroup_chat,
 )
 
 BOT = make_user(7000, "Assistant", username="aisystem_bot", bot=True, is_self=True)

@@ -23,12 +23,11 @@ from pipeline.processor import UnifiedMessageProcessor
 from telegram_bridge.bridge import EXIT_OK, TelegramBridge
 from telegram_bridge.client_state import DatabaseStorage
 from telegram_bridge.config import BridgeConfig
+from telegram_bridge.faketelegram import FakeTelegram, TelegramHarness
+from telegram_bridge.faketelegram.builders import Chat, make_user, session_string
 from telegram_bridge.outbox import outbox_enqueue
 from telegram_bridge.transport import StopButtonResponses
 from tests.conftest import PRIMARY_KEY
-from tests.telegram_bridge.harness.builders import Chat, make_user, session_string
-from tests.telegram_bridge.harness.client import TelegramHarness
-from tests.telegram_bridge.harness.server import FakeTelegram
 
 # Small deadlines and waits, so tests are quick.
 CONFIG = BridgeConfig(

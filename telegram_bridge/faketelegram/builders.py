@@ -1,5 +1,5 @@
-"""Raw MTProto objects for tests: people, chats, entities, media that needs no server, and the
-TL round trip (``wire``) that gives an object its off-the-wire shape."""
+"""Raw MTProto objects for tests and benchmarks: people, chats, entities, media that needs no
+server, and the TL round trip (``wire``) that gives an object its off-the-wire shape."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import itertools
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, TypeVar
@@ -15,14 +16,17 @@ from pyrogram import raw, utils
 from pyrogram.raw.core import TLObject
 from pyrogram.storage import Storage
 
-T = TypeVar("T", bound=TLObject)
+T = TypeVar("T", bound=TLObject[Any])
+# What a chat holds: a message or a service message (``raw.base.Message`` is also MessageEmpty).
+ChatMessage = raw.types.Message | raw.types.MessageService
 API_ID = 12345
 hashes = itertools.count(9_000_000_001)  # access hashes, query ids: unique across a run
 
 
 def wire(obj: T) -> T:
     """``obj`` as it arrives off the wire (serialized, then read back)."""
-    return TLObject.read(BytesIO(obj.write()))
+    read: T = TLObject.read(BytesIO(obj.write()))
+    return read
 
 
 def now() -> int:
@@ -100,7 +104,7 @@ def session_string(me: raw.types.User) -> str:
     return base64.urlsafe_b64encode(packed).decode().rstrip("=")
 
 
-def entity(text: str, part: str, kind: type[T], **extra: Any) -> T:
+def entity(text: str, part: str, kind: Callable[..., T], **extra: Any) -> T:
     """An entity of ``kind`` over the first occurrence of ``part`` (UTF-16 offsets)."""
     start = text.index(part)
     offset = len(text[:start].encode("utf-16-le")) // 2
@@ -146,7 +150,7 @@ def contact(phone: str, first_name: str, last_name: str = "") -> raw.types.Messa
 
 
 def poll(question: str, *options: str) -> raw.types.MessageMediaPoll:
-    answers = [
+    answers: list[raw.base.PollAnswer] = [
         raw.types.PollAnswer(
             text=raw.types.TextWithEntities(text=option, entities=[]), option=bytes([index])
         )

@@ -14,18 +14,18 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from pyrogram import raw, utils
-from pyrogram.errors import RPCError
+from pyrogram.errors.rpc_error import RPCError
 from pyrogram.raw.core import TLObject
 
-from tests.telegram_bridge.harness.builders import T, now, wire
+from telegram_bridge.faketelegram.builders import ChatMessage, T, now, wire
 
 
 @dataclass
 class Failure:
-    function: type[TLObject]
+    function: type[TLObject[Any]]
     error: RPCError | str  # an exception, or an RPC error message such as "FLOOD_WAIT_12"
     code: int
     times: int
@@ -48,7 +48,7 @@ class FakeTelegram:
     data centre is unreachable."""
 
     me: raw.types.User
-    requests: list[TLObject] = field(default_factory=list)
+    requests: list[TLObject[Any]] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
     users: dict[int, raw.types.User] = field(default_factory=dict)
     chats: dict[int, raw.base.Chat] = field(default_factory=dict)
@@ -57,7 +57,7 @@ class FakeTelegram:
     uploads: dict[int, list[bytes]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     missed: list[raw.types.Message] = field(default_factory=list)
-    on_request: Callable[[TLObject], None] | None = None
+    on_request: Callable[[TLObject[Any]], None] | None = None
     refused_connections: int = 0
     _ids: dict[int, itertools.count[int]] = field(default_factory=dict)
     _pts: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
@@ -85,7 +85,7 @@ class FakeTelegram:
 
     def fail(
         self,
-        function: type[TLObject],
+        function: type[TLObject[Any]],
         error: RPCError | str,
         *,
         code: int = 400,
@@ -114,7 +114,7 @@ class FakeTelegram:
 
     # The answers ------------------------------------------------------------------------
 
-    async def answer(self, query: TLObject) -> Any:
+    async def answer(self, query: TLObject[Any]) -> Any:
         query.write()  # what the network would do first: fails on a malformed request
         self.requests.append(query)
         self.request_times.append(time.monotonic())
@@ -127,7 +127,7 @@ class FakeTelegram:
         result = handler(self, query)
         return result if isinstance(result, bool) else wire(result)
 
-    def _raise_failure(self, query: TLObject) -> None:
+    def _raise_failure(self, query: TLObject[Any]) -> None:
         for failure in self.failures:
             if not isinstance(query, failure.function) or failure.times <= 0:
                 continue
@@ -152,7 +152,9 @@ class FakeTelegram:
         users, chats = self.referenced(*updates)
         return raw.types.Updates(updates=list(updates), users=users, chats=chats, date=now(), seq=0)
 
-    def referenced(self, *objects: TLObject) -> tuple[list[raw.types.User], list[raw.base.Chat]]:
+    def referenced(
+        self, *objects: TLObject[Any]
+    ) -> tuple[list[raw.base.User], list[raw.base.Chat]]:
         """The known users (``me`` always) and chats that messages or updates refer to:
         peers, senders, forward origins, text mentions, who pressed a button."""
         peers: list[Any] = []
@@ -175,15 +177,15 @@ class FakeTelegram:
                 chat_ids.add(peer.chat_id)
             elif isinstance(peer, raw.types.PeerChannel):
                 chat_ids.add(peer.channel_id)
-        users = [self.users[i] for i in sorted(user_ids) if i in self.users]
+        users: list[raw.base.User] = [self.users[i] for i in sorted(user_ids) if i in self.users]
         return users, [self.chats[i] for i in sorted(chat_ids) if i in self.chats]
 
-    def new_message_update(self, message: raw.types.Message) -> raw.base.Update:
+    def new_message_update(self, message: ChatMessage) -> raw.base.Update:
         channel = isinstance(message.peer_id, raw.types.PeerChannel)
         kind = raw.types.UpdateNewChannelMessage if channel else raw.types.UpdateNewMessage
         return kind(message=message, pts=self.pts(), pts_count=1)
 
-    def edit_message_update(self, message: raw.types.Message) -> raw.base.Update:
+    def edit_message_update(self, message: ChatMessage) -> raw.base.Update:
         channel = isinstance(message.peer_id, raw.types.PeerChannel)
         kind = raw.types.UpdateEditChannelMessage if channel else raw.types.UpdateEditMessage
         return kind(message=message, pts=self.pts(), pts_count=1)
@@ -209,7 +211,7 @@ class FakeTelegram:
         )
 
 
-def addressee(request: TLObject) -> int | None:
+def addressee(request: TLObject[Any]) -> int | None:
     """The Pyrogram chat id a request's ``peer`` names (None if it has none)."""
     peer = getattr(request, "peer", None)
     if isinstance(peer, raw.types.InputPeerUser):
@@ -221,9 +223,10 @@ def addressee(request: TLObject) -> int | None:
     return None
 
 
-def raise_rpc_error(query: TLObject, message: str, code: int = 400) -> None:
+def raise_rpc_error(query: TLObject[Any], message: str, code: int = 400) -> NoReturn:
     """Raise what Pyrogram raises when the server answers ``query`` with this RPC error."""
     RPCError.raise_it(raw.types.RpcError(error_code=code, error_message=message), type(query))
+    raise AssertionError("RPCError.raise_it always raises")  # kurigram does not annotate it
 
 
 def _reply_header(query: Any) -> raw.types.MessageReplyHeader | None:
@@ -276,7 +279,9 @@ def _send_media(server: FakeTelegram, query: Any) -> raw.types.Updates:
     data = b"".join(server.uploads.get(media.file.id, []))
     media_id = server.media_id()
     if isinstance(media, raw.types.InputMediaUploadedPhoto):
-        sizes = [raw.types.PhotoSize(type="x", w=800, h=600, size=len(data))]
+        sizes: list[raw.base.PhotoSize] = [
+            raw.types.PhotoSize(type="x", w=800, h=600, size=len(data))
+        ]
         server.files[(media_id, "x")] = data
         result: raw.base.MessageMedia = raw.types.MessageMediaPhoto(
             photo=raw.types.Photo(
@@ -368,18 +373,19 @@ def _get_difference(server: FakeTelegram, query: Any) -> raw.base.updates.Differ
         return raw.types.updates.DifferenceEmpty(date=now(), seq=0)
     for message in missed:
         server.store(wire(message))
+    users, chats = server.referenced(*missed)
     return raw.types.updates.Difference(
-        new_messages=missed,
+        new_messages=list(missed),
         new_encrypted_messages=[],
         other_updates=[],
-        chats=server.referenced(*missed)[1],
-        users=server.referenced(*missed)[0],
+        chats=chats,
+        users=users,
         state=_state(server),
     )
 
 
 _F = raw.functions
-_ANSWERS: dict[type[TLObject], Callable[[FakeTelegram, Any], Any]] = {
+_ANSWERS: dict[type[TLObject[Any]], Callable[[FakeTelegram, Any], Any]] = {
     _F.messages.SendMessage: _send_message,
     _F.messages.EditMessage: _edit_message,
     _F.messages.SendMedia: _send_media,

@@ -26,14 +26,15 @@ from pyrogram import Client, raw
 from pyrogram.handlers import CallbackQueryHandler, EditedMessageHandler, MessageHandler
 from pyrogram.raw.core import TLObject
 
-from tests.telegram_bridge.harness.builders import (
+from telegram_bridge.faketelegram.builders import (
     Chat,
+    ChatMessage,
     hashes,
     now,
     session_string,
     wire,
 )
-from tests.telegram_bridge.harness.server import FakeTelegram
+from telegram_bridge.faketelegram.server import FakeTelegram
 
 __all__ = ["FakeSession", "HarnessClient", "Inbox", "TelegramHarness"]
 
@@ -50,7 +51,7 @@ class FakeSession:
     async def stop(self) -> None:
         return None
 
-    async def invoke(self, query: TLObject, *args: Any, **kwargs: Any) -> Any:
+    async def invoke(self, query: TLObject[Any], *args: Any, **kwargs: Any) -> Any:
         return await self.server.answer(query)
 
 
@@ -66,7 +67,9 @@ class HarnessClient(Client):
             options.update(session_string=session_string(server.me), in_memory=True)
         super().__init__("harness", **options)
 
-    async def get_session(self, *args: Any, **kwargs: Any) -> FakeSession:
+    async def get_session(  # type: ignore[override]  # a FakeSession stands in for a Session
+        self, *args: Any, **kwargs: Any
+    ) -> FakeSession:
         """The session, unless the server is unreachable for now (``refuse_connections``):
         then what a failed TCP connect raises, as a real session's start would."""
         if self.server.refused_connections > 0:
@@ -186,7 +189,7 @@ class TelegramHarness:
             from_id=raw.types.PeerUser(user_id=sender.id),
         )
 
-    async def push(self, message: raw.base.Message, *, edited: bool = False) -> None:
+    async def push(self, message: ChatMessage, *, edited: bool = False) -> None:
         """Feed ``message`` as a new (or edited) message update, as Telegram pushes it."""
         if isinstance(message, raw.types.Message):
             if edited and message.edit_date is None:
@@ -211,11 +214,12 @@ class TelegramHarness:
         )
         await self.push_update(update)
 
-    async def push_update(self, *updates: raw.base.Update | TLObject) -> None:
+    async def push_update(self, *updates: raw.base.Update) -> None:
         """Feed raw updates (with every known user and chat) through ``handle_updates``."""
-        await self.client.handle_updates(wire(self.server.updates(*updates)))
+        pushed = wire(self.server.updates(*updates))
+        await self.client.handle_updates(pushed)  # type: ignore[no-untyped-call]  # unannotated
 
-    async def deliver(self, message: raw.base.Message, *, edited: bool = False) -> Any:
+    async def deliver(self, message: ChatMessage, *, edited: bool = False) -> Any:
         """``push``, then return what the dispatcher parsed (start() the harness first)."""
         await self.push(message, edited=edited)
         assert self.inbox is not None, "start() the harness first"
