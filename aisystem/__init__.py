@@ -6,8 +6,10 @@ layers:
   ``schedules``, ``job_events``: django-q2 jobs and signals, each handing over to a service or
   to the pipeline). ``signalproxy`` is the process helper ``make run`` starts workers with.
 - **The core** is the data and the rules: ``models``, ``services`` (every write),
-  ``selectors`` (reads), ``fields``, ``crypto``, ``errors`` and ``social`` (social-auth's
-  storage on our models). The pipeline and the bridge build on it, so it imports neither.
+  ``selectors`` (reads), ``fields``, ``crypto``, ``errors``, ``events`` (the event stream),
+  ``social`` (social-auth's storage and strategy) and ``integrations`` (people's OAuth
+  accounts, their tokens and the providers' API clients; its ``views`` and ``urls`` are a
+  surface). The pipeline and the bridge build on it, so it imports neither.
 - **The surfaces** are where people and programs come in: ``admin`` (with ``admin_site``),
   ``api``, ``chat``, ``live``, ``accounts`` and the ``management`` commands. A surface may use
   the pipeline; it writes through services and reads through selectors.

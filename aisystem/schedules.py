@@ -18,6 +18,16 @@ SCHEDULES = {
         "schedule_type": "I",
         "minutes": 1,
     },
+    "integrations: refresh tokens that expire within 10 minutes": {
+        "func": "aisystem.tasks.refresh_integration_tokens",
+        "schedule_type": "I",
+        "minutes": 2,
+    },
+    "integrations: delete connect links a day past their expiry": {
+        "func": "aisystem.tasks.purge_connect_links",
+        "schedule_type": "I",
+        "minutes": 60,
+    },
 }
 
 

@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "aisystem.integrations.views.SocialAuthErrorPage",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
@@ -220,6 +221,10 @@ Q_CLUSTER = {
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out sign-ins
     "django.contrib.auth.backends.ModelBackend",
+    # The integrations' providers (aisystem/integrations/); one without a client id and
+    # secret is offered nowhere, and its social-auth URLs answer with a clear page.
+    "aisystem.integrations.github.GitHubBackend",
+    "aisystem.integrations.google.GoogleBackend",
 ]
 # Sign-in lockout (django-axes; the site's and the admin's sign-in): after
 # AISYSTEM_SIGNIN_FAILURES failed attempts for one username from one address, that pair is
@@ -241,7 +246,50 @@ LOGIN_URL = "login"  # /accounts/login/: staff and non-staff (the admin's admits
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 SOCIAL_AUTH_STORAGE = "aisystem.social.EncryptedDjangoStorage"
+SOCIAL_AUTH_STRATEGY = "aisystem.social.PublicUrlStrategy"
 SOCIAL_AUTH_JSONFIELD_ENABLED = True
+SOCIAL_AUTH_URL_NAMESPACE = "social"
+SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/chat/"
+SOCIAL_AUTH_REQUESTS_TIMEOUT = 10
+SOCIAL_AUTH_SANITIZE_REDIRECTS = True
+# One pipeline, two flows (aisystem/integrations/flow.py): connecting an account to the person
+# who asked for the link, and signing in an existing person. Nobody is created by sign-in.
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "aisystem.integrations.flow.connect_user",
+    "social_core.pipeline.social_auth.social_user",
+    "aisystem.integrations.flow.sign_in_user",
+    "social_core.pipeline.social_auth.associate_user",
+    "social_core.pipeline.social_auth.load_extra_data",
+    "aisystem.integrations.flow.account_record",
+)
+
+# --- Integrations: each person connects their own GitHub or Google account ---------------------
+PORT = env_int("PORT", 8000, minimum=1)
+# The absolute base of the links the assistant sends (and of the OAuth callbacks).
+AISYSTEM_PUBLIC_URL = (os.environ.get("AISYSTEM_PUBLIC_URL") or f"http://127.0.0.1:{PORT}").rstrip(
+    "/"
+) + "/"
+INTEGRATIONS = {
+    "github": {
+        "CLIENT_ID": os.environ.get("AISYSTEM_GITHUB_CLIENT_ID", ""),
+        "CLIENT_SECRET": os.environ.get("AISYSTEM_GITHUB_CLIENT_SECRET", ""),
+        "URL": os.environ.get("AISYSTEM_GITHUB_URL") or "https://github.com/",
+        "API_URL": os.environ.get("AISYSTEM_GITHUB_API_URL") or "https://api.github.com/",
+    },
+    "google": {
+        "CLIENT_ID": os.environ.get("AISYSTEM_GOOGLE_CLIENT_ID", ""),
+        "CLIENT_SECRET": os.environ.get("AISYSTEM_GOOGLE_CLIENT_SECRET", ""),
+        # Google's own addresses; settable so that tests can use providers on loopback.
+        "OIDC_URL": os.environ.get("AISYSTEM_GOOGLE_OIDC_URL") or "https://accounts.google.com",
+        "CALENDAR_URL": os.environ.get("AISYSTEM_GOOGLE_CALENDAR_URL")
+        or "https://www.googleapis.com/calendar/v3/",
+        "REVOKE_URL": os.environ.get("AISYSTEM_GOOGLE_REVOKE_URL")
+        or "https://oauth2.googleapis.com/revoke",
+    },
+}
 
 # --- Internationalisation, static files ------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -13,3 +13,15 @@ def answer_deferred_messages() -> int:
     from pipeline.deferred import deferred_answer
 
     return deferred_answer()
+
+
+def refresh_integration_tokens() -> int:
+    from aisystem.integrations.tokens import tokens_refresh_due
+
+    return tokens_refresh_due()
+
+
+def purge_connect_links() -> int:
+    from aisystem.integrations.links import connect_links_purge
+
+    return connect_links_purge()

@@ -13,5 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("live/", include("aisystem.live.urls")),
+    path("connect/", include("aisystem.integrations.urls")),  # one-time connect links
+    path("oauth/", include("social_django.urls", namespace="social")),  # begin, callback
     path("", include("aisystem.chat.urls")),  # /chat/
 ]

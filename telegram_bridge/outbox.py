@@ -35,6 +35,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from aisystem.models import OutboxItem
+from aisystem.services.outbox import outbox_enqueue as outbox_enqueue  # queued by the core
 from pipeline.response_manager import ResponseManager
 from pipeline.types import DeliveryResult, OutboundMedia, Transport
 
@@ -65,30 +66,6 @@ class OutboxClaim:
 
 
 # --- Services (sync; call them through sync_to_async from the bridge) -----------------------
-
-
-def outbox_enqueue(
-    *,
-    transport: str,
-    chat_pk: int,
-    text: str,
-    idempotency_key: str,
-    reply_to: str = "",
-    source_message_pk: int | None = None,
-) -> tuple[int, bool]:
-    """Queue a reply; returns (item id, created). The same ``idempotency_key`` again returns
-    the existing item and changes nothing, so enqueueing one reply twice is harmless."""
-    item, created = OutboxItem.objects.get_or_create(
-        idempotency_key=idempotency_key,
-        defaults={
-            "transport": transport,
-            "chat_id": chat_pk,
-            "text": text,
-            "reply_to_transport_message_id": reply_to,
-            "source_message_id": source_message_pk,
-        },
-    )
-    return item.pk, created
 
 
 def _claimable(transport: str, now: datetime) -> QuerySet[OutboxItem]:

@@ -1,8 +1,9 @@
 """Sign-in for everyone with an account, staff or not, and the site's front door.
 
 The admin's own sign-in admits staff only, so the browser chat needs its own: Django's
-``LoginView`` with the project's page. Accounts are made by staff in the admin; there is no
-self sign-up, because the gateway spends the owner's Claude budget.
+``LoginView`` with the project's page, plus "Sign in with GitHub/Google" when staff configured
+those. Accounts are made by staff in the admin; there is no self sign-up, because the gateway
+spends the owner's Claude budget.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.views.decorators.cache import cache_control
 
+from aisystem.integrations.registry import providers_configured
+
 
 class SignInView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True  # a signed-in visitor goes straight on to ``next``
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        # "Sign in with …" for each configured provider (aisystem.integrations.flow: only
+        # people who exist here, never staff).
+        return super().get_context_data(**kwargs) | {"providers": providers_configured()}
 
 
 class SignOutView(auth_views.LogoutView):

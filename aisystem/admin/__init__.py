@@ -1,3 +1,10 @@
 """The admin console: one module per sub-domain, registered on the custom site."""
 
-from aisystem.admin import access, conversations, delivery, identities, integrations  # noqa: F401
+from aisystem.admin import (  # noqa: F401
+    access,
+    connections,
+    conversations,
+    delivery,
+    identities,
+    integrations,
+)

@@ -17,7 +17,6 @@ from aisystem.models import (
     ApiCredential,
     ApiToken,
     ExternalCall,
-    IntegrationAccount,
     WebhookSubscription,
 )
 from aisystem.services.credentials import credentials_disable, credentials_enable
@@ -192,21 +191,3 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description="Revoke")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         self.message_user(request, f"Revoked {api_tokens_revoke(tokens=list(queryset))} tokens.")
-
-
-@admin.register(IntegrationAccount)
-class IntegrationAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Connected OAuth accounts. The token payload is never shown."""
-
-    list_display = ("user", "provider", "uid", "created", "modified")
-    list_filter = ("provider",)
-    search_fields = ("user__username", "uid")
-    list_select_related = ("user",)
-    fields = ("user", "provider", "uid", "created", "modified")
-    readonly_fields = ("user", "provider", "uid", "created", "modified")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[IntegrationAccount]:
-        return super().get_queryset(request).defer("extra_data")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False

@@ -83,3 +83,22 @@ class MessageStatus(models.TextChoices):
     INTERRUPTED = "interrupted"
     FAILED = "failed"
     DELIVERED = "delivered"
+
+
+class IntegrationStatus(models.TextChoices):
+    """Whether the assistant can act with a connected account's token."""
+
+    CONNECTED = "connected"
+    NEEDS_RECONNECT = "needs_reconnect", "Needs reconnect"
+
+
+class PendingActionStatus(models.TextChoices):
+    """A write a tool proposed, waiting for the person: pending -> running -> done or failed;
+    pending -> cancelled or expired."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"

@@ -23,6 +23,7 @@ from aisystem.models import (
     AccessAction,
     AccessRule,
     ApiToken,
+    ConnectLink,
     Conversation,
     CredentialStatus,
     Direction,
@@ -32,6 +33,7 @@ from aisystem.models import (
     Message,
     MessageStatus,
     OutboxItem,
+    PendingAction,
     RateLimitPolicy,
     Role,
     WebhookSubscription,
@@ -80,6 +82,16 @@ def a_row_of_everything() -> dict[type[Model], Model]:
         TelegramSessionFactory(),
         WebhookSubscription.objects.create(name="hook", url="https://example.test/hook"),
         IntegrationAccount.objects.create(user=user, provider="github", uid="1"),
+        ConnectLink.objects.create(
+            nonce="n", provider="github", identity=message.identity, expires_at=timezone.now()
+        ),
+        PendingAction.objects.create(
+            tool="github_create_issue",
+            summary="Create issue “Fix login” in acme/web",
+            identity=message.identity,
+            chat=conversation.chat,
+            expires_at=timezone.now(),
+        ),
         OutboxItem.objects.create(
             transport="telegram", chat=conversation.chat, idempotency_key="k", text="hi"
         ),

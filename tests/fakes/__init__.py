@@ -1,0 +1,1 @@
+"""Fakes of the network edge: protocol-faithful servers on loopback and recording doubles."""
