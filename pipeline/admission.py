@@ -28,7 +28,12 @@ from aisystem.models import (
 )
 from aisystem.selectors import access_rules_enabled, identity_usage_today
 from aisystem.services.access import AccessSubject
-from aisystem.services.rate_limits import chat_counter_key, identity_counter_key, rate_limit_hit
+from aisystem.services.rate_limits import (
+    chat_counter_key,
+    identity_counter_key,
+    rate_limit_hit,
+    rate_notice_first,
+)
 from pipeline.config_cache import CONFIG
 from pipeline.context_builder import describe_media
 from pipeline.conversations import context_build
@@ -291,7 +296,7 @@ def _rate_checks(
         result = rate_limit_hit(
             key=key, limit=policy.messages_per_window, window_seconds=policy.window_seconds, now=now
         )
-        checks.append(RateCheck(scope, result.allowed, result.retry_after_seconds))
+        checks.append(RateCheck(scope, result.allowed, result.retry_after_seconds, result.reset_at))
     return checks
 
 
@@ -307,16 +312,13 @@ def _reject(
 ) -> Admission:
     """Record the rejection; the notice goes out at most once per window per sender."""
     notice = decision.notice
-    if notice:
+    key = f"notice:{people.identity.pk}:{decision.reason}"
+    if notice and decision.blocked_until is not None:
+        # Once per exceeded window, however the messages fall on the clock.
+        notice = notice if rate_notice_first(key=key, until=decision.blocked_until) else ""
+    elif notice:
         window = settings.PIPELINE["DENIAL_NOTICE_WINDOW_SECONDS"]
-        if decision.reason in ("rate_limited", "chat_rate_limited"):
-            window = max(1, min(window, decision.retry_after_seconds or window))
-        first = rate_limit_hit(
-            key=f"notice:{people.identity.pk}:{decision.reason}",
-            limit=1,
-            window_seconds=window,
-            now=now,
-        )
+        first = rate_limit_hit(key=key, limit=1, window_seconds=window, now=now)
         notice = notice if first.allowed else ""
     Message.objects.filter(pk=inbound.pk).update(
         status=MessageStatus.REJECTED, status_reason=decision.reason

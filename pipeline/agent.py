@@ -5,6 +5,17 @@ PDFs, inlined text files); the client streams, and the accumulated text of the w
 (every round of the tool loop) goes to ``on_text`` as it arrives. The loop is bounded by
 ``max_tool_rounds``: past it, the answer so far is returned with a note.
 
+The tools are the sender's: ``tools`` is either a fixed registry (tests, benchmarks) or a
+per-message source (``pipeline.tools.tools_for_message``) that offers each person only the
+integrations they connected; its guidance paragraph is appended to the system prompt.
+
+A write proposed in a round (``ToolCallRecord.pending_action_id``) ends the tool use: the
+round's later tool calls are answered "not run", Claude gets one more call to tell the person
+what it proposed, and whatever it asks for then is not run. The pipeline itself, not Claude,
+ends the answer with the confirmation question, so the person always reads exactly what
+would happen; if that last call fails the answer is still the question (the change is
+stored, and deferring the message would propose it twice).
+
 ``ChatTasks`` is how ``/cancel`` (and a Stop button) reach a chat's in-flight request in
 this process: the processor registers the agent task under the chat, and cancelling it
 closes the stream. It is per process by design: a chat's messages are handled by one
@@ -27,7 +38,7 @@ from aisystem.errors import IntegrationError
 from pipeline.agent_request import AttachmentLimits, build_request
 from pipeline.claude.client import ClaudeUnavailable
 from pipeline.claude.pricing import PricePair, cost_usd
-from pipeline.tools import ToolRegistry
+from pipeline.tools import ToolRegistry, ToolsFor, fixed_tools
 from pipeline.types import (
     AgentOutcome,
     AgentResponse,
@@ -38,6 +49,7 @@ from pipeline.types import (
     MessageContext,
     ProcessingPlan,
     ToolCallRecord,
+    ToolResultBlock,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,6 +57,7 @@ logger = logging.getLogger(__name__)
 TextCallback = Callable[[str], Awaitable[None]]
 FAILED_REPLY = "Sorry, something went wrong while I was answering. Please try again."
 TOOL_LIMIT_NOTE = "_(I stopped here: this answer needed more tool calls than I'm allowed.)_"
+NOT_RUN = "Not run: a change is waiting for the person's confirmation, so nothing else runs now."
 
 
 class ClaudeAPI(Protocol):
@@ -83,13 +96,13 @@ class AgentOrchestrator:
         self,
         *,
         client: ClaudeAPI,
-        tools: ToolRegistry,
+        tools: ToolRegistry | ToolsFor,
         limits: AttachmentLimits,
         prices: Mapping[str, PricePair],
         max_tool_rounds: int = 5,
     ) -> None:
         self.client = client
-        self.tools = tools
+        self.tools_for: ToolsFor = fixed_tools(tools) if isinstance(tools, ToolRegistry) else tools
         self.limits = limits
         self.prices = prices
         self.max_tool_rounds = max_tool_rounds
@@ -105,25 +118,36 @@ class AgentOrchestrator:
         """Answer the message. Never raises for Claude's failures: the outcome says what
         happened (``unavailable`` → defer, ``failed`` → a user-safe error). Cancellation
         propagates (``asyncio.CancelledError``); the caller decides what it meant."""
-        built = build_request(message, context, plan, limits=self.limits, tools=self.tools.specs())
-        run = _Run(self, on_text, notes=built.notes)
+        tools = await self.tools_for(context)
+        built = build_request(message, context, plan, limits=self.limits, tools=tools.specs())
+        request = built.request
+        if tools.guidance:
+            system = f"{request.system}\n\n{tools.guidance}" if request.system else tools.guidance
+            request = replace(request, system=system)
+        run = _Run(self, tools, on_text, notes=built.notes)
         try:
-            return await run.loop(built.request)
+            return await run.loop(request)
         except ClaudeUnavailable as error:
             logger.warning("claude unavailable: %s", error.details)
-            return run.response("unavailable", error=str(error))
+            return run.response("ok" if run.proposed else "unavailable", error=str(error))
         except IntegrationError as error:
             logger.warning("claude failed: %s", error)
-            return run.response("failed", error=str(error))
+            return run.response("ok" if run.proposed else "failed", error=str(error))
 
 
 class _Run:
     """One answer's state across the rounds of the tool loop."""
 
     def __init__(
-        self, agent: AgentOrchestrator, on_text: TextCallback | None, *, notes: tuple[str, ...]
+        self,
+        agent: AgentOrchestrator,
+        tools: ToolRegistry,
+        on_text: TextCallback | None,
+        *,
+        notes: tuple[str, ...],
     ) -> None:
         self.agent = agent
+        self.tools = tools
         self.on_text = on_text
         self.notes = notes
         self.started = time.perf_counter()
@@ -134,12 +158,13 @@ class _Run:
         self.output_tokens = 0
         self.model = ""
         self.stop_reason = ""
+        self.proposed: ToolCallRecord | None = None  # the write waiting for the person
 
     async def loop(self, request: ClaudeRequest) -> AgentResponse:
         for tool_round in range(self.agent.max_tool_rounds + 1):
             reply = await self.agent.client.create(request, on_text=self._streamed)
             self._count(reply)
-            if reply.stop_reason != "tool_use" or not reply.tool_uses:
+            if reply.stop_reason != "tool_use" or not reply.tool_uses or self.proposed:
                 return self.response("ok")
             if tool_round == self.agent.max_tool_rounds:
                 break
@@ -164,9 +189,14 @@ class _Run:
     async def _with_tool_results(self, request: ClaudeRequest, reply: ClaudeReply) -> ClaudeRequest:
         results = []
         for use in reply.tool_uses:
-            result, record = await self.agent.tools.call(use)
+            if self.proposed is not None:  # every tool_use needs its result, even unrun
+                results.append(ToolResultBlock(tool_use_id=use.id, content=NOT_RUN, is_error=True))
+                continue
+            result, record = await self.tools.call(use)
             results.append(result)
             self.tool_calls.append(record)
+            if record.pending_action_id is not None:
+                self.proposed = record
         turns = (ChatTurn("assistant", reply.content), ChatTurn("user", tuple(results)))
         return replace(request, messages=request.messages + turns)
 
@@ -175,7 +205,8 @@ class _Run:
         return "\n\n".join(text for text in texts if text)
 
     def response(self, outcome: AgentOutcome, *, error: str = "") -> AgentResponse:
-        text = self._joined([*self.notes, *self.texts]) if outcome == "ok" else ""
+        question = [self.proposed.confirm_prompt] if self.proposed else []
+        text = self._joined([*self.notes, *self.texts, *question]) if outcome == "ok" else ""
         return AgentResponse(
             outcome=outcome,
             text=text,
@@ -187,6 +218,7 @@ class _Run:
             tool_calls=tuple(self.tool_calls),
             first_text_ms=self.first_text_ms,
             error=error,
+            pending_action_id=self.proposed.pending_action_id if self.proposed else None,
         )
 
     def _cost(self) -> Decimal:

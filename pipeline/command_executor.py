@@ -1,21 +1,51 @@
 """The assistant's commands, executed: sync functions over the database that return the
-Markdown reply. ``/cancel`` needs the processor's in-flight tasks, so it only asks for it.
+Markdown reply. ``/cancel`` needs the processor's in-flight tasks, so it only asks for it
+(and cancels the sender's change waiting for confirmation here, if there is one).
+
+Integrations: ``/connect [provider]`` lists what staff configured, or sends a one-time link,
+but only in a private chat (private, browser, REST): a link posted in a group could be used
+by anyone there. ``/connections`` lists the sender's accounts; ``/disconnect provider``
+revokes one at the provider and removes it. ``/confirm [number]`` runs the sender's change
+waiting for confirmation (``pipeline.tools.pending``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connections
 from django.db.models import Q
 
-from aisystem.models import Chat, Conversation, Identity, RateLimitPolicy, Workspace
+from aisystem.integrations.accounts import (
+    account_disconnect,
+    account_of_identity,
+    accounts_of_identity,
+)
+from aisystem.integrations.base import Provider
+from aisystem.integrations.links import connect_link_create
+from aisystem.integrations.registry import PROVIDERS, provider_get, providers_configured
+from aisystem.models import (
+    Chat,
+    Conversation,
+    Identity,
+    IntegrationAccount,
+    IntegrationStatus,
+    RateLimitPolicy,
+    Workspace,
+)
 from aisystem.selectors import identity_usage_today
 from aisystem.services.conversations import conversations_end
 from pipeline.claude.client import claude_status
 from pipeline.commands import COMMANDS, help_text
+from pipeline.tools.pending import pending_action_cancel, pending_action_confirm
 from pipeline.types import MessageContext
 
 WELCOME = "Hello! I'm your assistant. Write to me in plain words, or send a photo or a PDF."
+PRIVATE_LINK_ONLY = "Ask me in a private chat: the link is personal."
+# Where a /connect link may be posted: chats no one else reads.
+PRIVATE_CHAT_TYPES = frozenset({"private", "web", "api"})
+# Commands that call a provider: the processor runs them outside the shared ORM thread.
+PROVIDER_COMMANDS = frozenset({"confirm", "disconnect"})
 
 
 @dataclass(frozen=True)
@@ -28,7 +58,7 @@ class CommandOutcome:
 def command_execute(*, name: str, args: str, context: MessageContext) -> CommandOutcome:
     """Run one command for the sender in ``context``; unknown names get a pointer to /help."""
     if name == "cancel":
-        return CommandOutcome(reply="", cancel_requested=True)
+        return _cancel(args, context)
     if name not in COMMANDS:
         return CommandOutcome(reply=f"I don't know the command /{name}. Send /help for the list.")
     handlers = {
@@ -39,8 +69,23 @@ def command_execute(*, name: str, args: str, context: MessageContext) -> Command
         "usage": _usage,
         "status": _status,
         "whoami": _whoami,
+        "connect": _connect,
+        "connections": _connections,
+        "disconnect": _disconnect,
+        "confirm": _confirm,
     }
     return handlers[name](args, context)
+
+
+def command_execute_closing_connections(
+    *, name: str, args: str, context: MessageContext
+) -> CommandOutcome:
+    """``command_execute`` for a thread of its own: closes that thread's database
+    connections afterwards, as the thread may never be used again."""
+    try:
+        return command_execute(name=name, args=args, context=context)
+    finally:
+        connections.close_all()
 
 
 def _active_workspace_slugs() -> list[str]:
@@ -136,3 +181,128 @@ def _whoami(args: str, context: MessageContext) -> CommandOutcome:
             f"(id `{identity.external_id}`), role: {identity.get_role_display().lower()}."
         )
     )
+
+
+def _action_number(args: str) -> int | str | None:
+    """The request number after /confirm or /cancel: None if none was given, the reply
+    text if what was given is not a number."""
+    if not args:
+        return None
+    word = args.split()[0].lstrip("#")
+    if not word.isdigit():
+        return "Add the request's number, or nothing for the newest one."
+    return int(word)
+
+
+def _confirm(args: str, context: MessageContext) -> CommandOutcome:
+    number = _action_number(args)
+    if isinstance(number, str):
+        return CommandOutcome(reply=number)
+    reply = pending_action_confirm(
+        identity_id=context.identity_id, chat_id=context.chat_pk, action_id=number
+    )
+    return CommandOutcome(reply=reply)
+
+
+def _cancel(args: str, context: MessageContext) -> CommandOutcome:
+    """Stop the answer in flight (the processor does it) and cancel the sender's waiting
+    change in this chat; the reply names the change, "" when there was none."""
+    number = _action_number(args)
+    if isinstance(number, str):
+        return CommandOutcome(reply=number, cancel_requested=True)
+    reply = pending_action_cancel(
+        identity_id=context.identity_id, chat_id=context.chat_pk, action_id=number
+    )
+    return CommandOutcome(reply=reply or "", cancel_requested=True)
+
+
+def _connect(args: str, context: MessageContext) -> CommandOutcome:
+    configured = providers_configured()
+    if not configured:
+        return CommandOutcome(reply="No integrations are set up here yet.")
+    if not args:
+        return CommandOutcome(reply=_connect_listing(configured, context.identity_id))
+    name = args.split()[0].lower()
+    provider = provider_get(name)
+    if provider is None:
+        names = ", ".join(f"`{p.name}`" for p in configured)
+        unknown = name.replace("`", "")[:40]
+        return CommandOutcome(reply=f"I can't connect `{unknown}`. You can connect: {names}.")
+    if context.chat_type not in PRIVATE_CHAT_TYPES:
+        return CommandOutcome(reply=PRIVATE_LINK_ONLY)
+    link = connect_link_create(
+        identity_id=context.identity_id, chat_id=context.chat_pk, provider=provider.name
+    )
+    account = account_of_identity(context.identity_id, provider.name)
+    again = (
+        f"You're connected as {account.login or account.uid}; connecting again replaces it.\n\n"
+        if account is not None
+        else ""
+    )
+    return CommandOutcome(
+        reply=(
+            f"{again}Open this link to connect {provider.label}. It is for you only, works "
+            f"once and expires in 10 minutes:\n{link}"
+        )
+    )
+
+
+def _connect_listing(configured: list[Provider], identity_id: int) -> str:
+    accounts = {account.provider: account for account in accounts_of_identity(identity_id)}
+    lines = ["Integrations:"]
+    for provider in configured:
+        account = accounts.get(provider.name)
+        if account is None:
+            state = f"not connected: /connect {provider.name}"
+        elif account.status == IntegrationStatus.NEEDS_RECONNECT:
+            state = f"needs reconnecting: /connect {provider.name}"
+        else:
+            state = f"connected as {account.login or account.uid}"
+        lines.append(f"- {provider.label}: {state}")
+    return "\n".join(lines)
+
+
+def _connections(args: str, context: MessageContext) -> CommandOutcome:
+    accounts = accounts_of_identity(context.identity_id)
+    if not accounts:
+        hint = " Send /connect to see what you can connect." if providers_configured() else ""
+        return CommandOutcome(reply=f"You have no connected accounts.{hint}")
+    lines = ["Your connected accounts:"] + [_account_line(account) for account in accounts]
+    return CommandOutcome(reply="\n".join(lines))
+
+
+def _account_line(account: IntegrationAccount) -> str:
+    status = IntegrationStatus(account.status).label.lower()
+    scopes = ", ".join(account.scopes.replace(",", " ").split()) or "none recorded"
+    return (
+        f"- {_label(account.provider)}: {account.login or account.uid}, {status}, "
+        f"scopes: {scopes}, connected {account.created:%Y-%m-%d}"
+    )
+
+
+def _disconnect(args: str, context: MessageContext) -> CommandOutcome:
+    if not args:
+        return CommandOutcome(reply="Say which one, e.g. `/disconnect github`.")
+    name = args.split()[0].lower()
+    label = _label(name)
+    account = account_of_identity(context.identity_id, name)
+    if account is None:
+        return CommandOutcome(reply=f"You have no {label} account connected.")
+    who = account.login or account.uid
+    outcome = account_disconnect(account_id=account.pk)
+    if outcome.revoked:
+        return CommandOutcome(
+            reply=f"Disconnected {label} ({who}): access revoked at {label} and removed here."
+        )
+    return CommandOutcome(
+        reply=(
+            f"Removed your {label} account ({who}) here, but {label} could not confirm that "
+            f"the access is revoked ({outcome.detail}). You can revoke it in your {label} "
+            "settings too."
+        )
+    )
+
+
+def _label(provider: str) -> str:
+    known = PROVIDERS.get(provider)
+    return known.label if known is not None else provider.replace("`", "")[:40]

@@ -20,12 +20,18 @@ COMMANDS: Mapping[str, str] = MappingProxyType(
         "usage": "See how much you have used today",
         "status": "Check whether everything is running",
         "whoami": "Show who I think you are",
-        "cancel": "Stop the answer I'm writing right now",
+        "connect": "Connect your GitHub or Google account, or see what you can connect",
+        "connections": "List your connected accounts",
+        "disconnect": "Disconnect an account and revoke my access to it",
+        "confirm": "Do the change I proposed and you are asked to confirm",
+        "cancel": "Stop the answer I'm writing, or cancel the change I proposed",
     }
 )
 
 # Shown after the command name in the help text.
-_ARGUMENT_HINTS: Mapping[str, str] = MappingProxyType({"workspace": "[name]"})
+_ARGUMENT_HINTS: Mapping[str, str] = MappingProxyType(
+    {"workspace": "[name]", "connect": "[provider]", "disconnect": "provider"}
+)
 
 # Telegram's rules: a command is 1-32 ASCII letters, digits or underscores and starts with a
 # letter; a bot username is 5-32 of the same (we accept 1-64 to be lenient). The command ends

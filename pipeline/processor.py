@@ -11,6 +11,11 @@ latency a user notices:
      (worker thread) stores the outcome, the events and the log rows of the message's
      successful Claude calls (collected with ``claude_store.calls_collect`` rather than
      written in a transaction of their own each).
+
+The agent's tools are built per message for its sender (``tools_for_message``) unless a
+fixed registry is given. An answer that proposed a change carries its id out as
+``ProcessingResult.pending_action_id`` (with ``reply_message_ids``) for a transport's
+Confirm/Cancel buttons.
 """
 
 from __future__ import annotations
@@ -35,7 +40,12 @@ from pipeline.agent import AgentOrchestrator, ChatTasks, ClaudeAPI, TextCallback
 from pipeline.agent_request import AttachmentLimits
 from pipeline.claude import store as claude_store
 from pipeline.claude.client import ClaudeClient
-from pipeline.command_executor import CommandOutcome, command_execute
+from pipeline.command_executor import (
+    PROVIDER_COMMANDS,
+    CommandOutcome,
+    command_execute,
+    command_execute_closing_connections,
+)
 from pipeline.replies import (
     Reply,
     agent_reply,
@@ -52,7 +62,7 @@ from pipeline.response_manager import (
 )
 from pipeline.security_gate import SecurityGate
 from pipeline.step_events import agent_event, done_event, route_event
-from pipeline.tools import ToolRegistry, default_registry
+from pipeline.tools import ToolRegistry, tools_for_message
 from pipeline.type_router import TypeRouter, unsupported_reply
 from pipeline.types import (
     AgentResponse,
@@ -73,6 +83,11 @@ _admit = sync_to_async(admission.admit)
 _message_finish = sync_to_async(outcomes.message_finish)
 _calls_record = sync_to_async(claude_store.calls_record)
 _command_execute = sync_to_async(command_execute)
+# Commands that call a provider (/confirm runs the write, /disconnect revokes) run in a thread
+# of their own, so a slow provider does not hold up the one every other ORM call shares.
+_command_execute_unshared = sync_to_async(
+    command_execute_closing_connections, thread_sensitive=False
+)
 
 
 @dataclass
@@ -110,7 +125,7 @@ class UnifiedMessageProcessor:
         self.router = TypeRouter(limits=limits)
         self.agent = AgentOrchestrator(
             client=client or ClaudeClient(),
-            tools=tools or default_registry(),
+            tools=tools if tools is not None else tools_for_message,
             limits=limits,
             prices=settings.MODEL_PRICES,
             max_tool_rounds=config["MAX_TOOL_ROUNDS"],
@@ -207,13 +222,17 @@ class UnifiedMessageProcessor:
         journey: _Journey,
     ) -> Reply:
         since = time.perf_counter()
-        outcome: CommandOutcome = await _command_execute(
+        execute = (
+            _command_execute_unshared if plan.command in PROVIDER_COMMANDS else _command_execute
+        )
+        outcome: CommandOutcome = await execute(
             name=plan.command, args=plan.command_args, context=context
         )
         text = outcome.reply
-        if outcome.cancel_requested:
+        if outcome.cancel_requested:  # the reply says what pending change it cancelled, if any
             stopped = self.cancel_chat(message.transport, message.chat_id)
-            text = "Stopped." if stopped else NOTHING_TO_STOP
+            said = ["Stopped." if stopped else "", outcome.reply]
+            text = "\n\n".join(part for part in said if part) or NOTHING_TO_STOP
         journey.lap("command", since)
         return Reply(
             text=text,
@@ -342,6 +361,7 @@ class UnifiedMessageProcessor:
             reply=reply.text,
             message_id=context.message_pk,
             agent=agent,
+            reply_message_ids=delivery.transport_message_ids if delivery else (),
         )
 
     @staticmethod
@@ -353,6 +373,7 @@ class UnifiedMessageProcessor:
         reply: str = "",
         message_id: int | None = None,
         agent: AgentResponse | None = None,
+        reply_message_ids: tuple[str, ...] = (),
     ) -> ProcessingResult:
         journey.timings.setdefault(
             "total", round((time.perf_counter() - journey.started) * 1000, 3)
@@ -366,6 +387,8 @@ class UnifiedMessageProcessor:
             input_tokens=agent.input_tokens if agent else 0,
             output_tokens=agent.output_tokens if agent else 0,
             cost_usd=agent.cost_usd if agent else Decimal(0),
+            pending_action_id=agent.pending_action_id if agent else None,
+            reply_message_ids=reply_message_ids,
         )
 
 

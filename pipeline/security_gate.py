@@ -37,6 +37,7 @@ class RateCheck:
     scope: str
     allowed: bool
     retry_after_seconds: int
+    reset_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class SecurityGate:
                 reason="rate_limited" if check.scope == "identity" else "chat_rate_limited",
                 notice=SLOW_DOWN.format(wait=_human_wait(check.retry_after_seconds)),
                 retry_after_seconds=check.retry_after_seconds,
+                blocked_until=check.reset_at,
             )
         return None
 

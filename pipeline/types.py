@@ -133,6 +133,8 @@ class AccessDecision:
     rule_id: int | None = None
     notice: str = ""
     retry_after_seconds: int | None = None
+    # A rate limit's: when the exceeded window ends (one notice per such window).
+    blocked_until: datetime | None = None
 
     @property
     def ignored(self) -> bool:
@@ -306,9 +308,14 @@ class ClaudeReply:
 
 @dataclass(frozen=True)
 class ToolCallRecord:
+    """One tool call of an answer. ``pending_action_id`` is set when the tool proposed a
+    change that waits for the person (``confirm_prompt`` is the question they are asked)."""
+
     name: str
     ok: bool
     latency_ms: float
+    pending_action_id: int | None = None
+    confirm_prompt: str = ""
 
 
 AgentOutcome = Literal["ok", "cancelled", "unavailable", "failed"]
@@ -317,7 +324,9 @@ AgentOutcome = Literal["ok", "cancelled", "unavailable", "failed"]
 @dataclass(frozen=True)
 class AgentResponse:
     """The agent's answer. ``unavailable`` means Claude could not be reached (breaker open,
-    no usable key): the message is deferred. ``failed`` carries a user-safe ``error``."""
+    no usable key): the message is deferred. ``failed`` carries a user-safe ``error``.
+    ``pending_action_id`` is the change this answer proposed, waiting for the person's
+    /confirm or /cancel (its question ends ``text``)."""
 
     outcome: AgentOutcome
     text: str = ""
@@ -329,6 +338,7 @@ class AgentResponse:
     tool_calls: tuple[ToolCallRecord, ...] = ()
     first_text_ms: float | None = None
     error: str = ""
+    pending_action_id: int | None = None
 
 
 # --- Step 5: the response manager --------------------------------------------------------
@@ -353,7 +363,12 @@ ProcessingStatus = Literal["answered", "rejected", "deferred", "failed", "ignore
 @dataclass(frozen=True)
 class ProcessingResult:
     """What happened to a message. ``reply`` is what the sender was sent (may be empty);
-    ``timings_ms`` has one entry per step that ran, plus ``total``."""
+    ``timings_ms`` has one entry per step that ran, plus ``total``.
+
+    ``pending_action_id`` is set when the reply asks the person to confirm a change: a
+    transport may then offer Confirm/Cancel buttons under ``reply_message_ids[-1]`` (the
+    transport's ids of the messages the reply was sent as) that call
+    ``pipeline.tools.pending_action_decide``."""
 
     status: ProcessingStatus
     reply: str = ""
@@ -363,6 +378,8 @@ class ProcessingResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
+    pending_action_id: int | None = None
+    reply_message_ids: tuple[str, ...] = ()
 
 
 # --- How the response manager reaches the sender ----------------------------------------

@@ -69,15 +69,32 @@ def _who(link: ConnectLink) -> str:
 
 
 class SocialAuthErrorPage:
-    """Middleware: a social-auth failure (``state`` mismatch, the person cancelled at the
-    provider, an account connected to someone else, a refused sign-in) becomes a clear page
-    with 400, never a server error; the connect link it spent stays spent."""
+    """Middleware around social-auth's own views (``/oauth/…``).
+
+    A provider staff have not configured answers 404 there, as everywhere else. A social-auth
+    failure (``state`` mismatch, the person declined at the provider, an account connected to
+    someone else, a refused sign-in) becomes a clear page with 400, never a server error; the
+    connect link it spent stays spent."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view: Callable[..., HttpResponse],
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> HttpResponse | None:
+        match = request.resolver_match
+        if match is None or match.namespace != "social":
+            return None
+        if provider_get(str(kwargs.get("backend", ""))) is None:
+            return problem_page(request, "There is no such provider here.", status=404)
+        return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, SocialAuthBaseException):

@@ -67,6 +67,20 @@ def rate_limit_hit(
     )
 
 
+def rate_notice_first(*, key: str, until: datetime) -> bool:
+    """True for the first caller per ``key`` and ``until`` (a rate window's end), False for
+    every later one: a rejected sender is told once per exceeded window, even when their
+    messages straddle a window boundary of the notice's own (a windowed count would split)."""
+    try:
+        with transaction.atomic():
+            RateCounter.objects.create(
+                key=key, window_start=until, count=1, expires_at=until + timedelta(seconds=60)
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
 def rate_limit_reset(
     *, identities: list[Identity] | None = None, chats: list[Chat] | None = None
 ) -> int:

@@ -55,6 +55,12 @@ def test_a_tool_call_with_an_expired_token_refreshes_it_first(
     assert [repo["full_name"] for repo in repos] == ["alice/web"]
     assert expiring_github.refresh_requests == 1
     assert ExternalCall.objects.filter(service="github", operation="refresh", ok=True).exists()
+    account.refresh_from_db()
+    new_token = account.extra_data["access_token"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extra_data FROM aisystem_integrationaccount")
+        (raw,) = cursor.fetchone()
+    assert new_token not in str(raw)  # the refreshed payload is encrypted too
 
 
 @pytest.mark.django_db

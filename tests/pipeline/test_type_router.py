@@ -328,7 +328,7 @@ def test_an_unheard_of_reason_gets_the_generic_reply() -> None:
 # --- commands ----------------------------------------------------------------------------
 
 
-def test_commands_lists_the_eight_commands_in_order() -> None:
+def test_commands_lists_every_command_in_order() -> None:
     assert list(COMMANDS) == [
         "start",
         "help",
@@ -337,6 +337,10 @@ def test_commands_lists_the_eight_commands_in_order() -> None:
         "usage",
         "status",
         "whoami",
+        "connect",
+        "connections",
+        "disconnect",
+        "confirm",
         "cancel",
     ]
 
