@@ -58,8 +58,9 @@ class IntegrationAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             account_disconnect(account_id=pk) for pk in queryset.values_list("pk", flat=True)
         ]
         revoked = sum(outcome.revoked for outcome in outcomes)
+        noun = "account" if len(outcomes) == 1 else "accounts"
         self.message_user(
-            request, f"Removed {len(outcomes)} accounts; {revoked} revoked at the provider."
+            request, f"Removed {len(outcomes)} {noun}; {revoked} revoked at the provider."
         )
         for outcome in outcomes:
             if not outcome.revoked:
