@@ -14,7 +14,8 @@ Life of a run (``TelegramBridge.run``):
 4. each message goes to the dispatcher (chats concurrently, each chat in order, bounded,
    with backpressure); ``/cancel`` and the Stop button bypass the chat's queue (the button
    stops a reply only for the person who asked for it); an edit is a message of its own,
-   answered if it changes the text (see ``adapter.message_key`` and ``records``);
+   answered if it changes the text (see ``adapter.message_key`` and ``records``); an answer
+   that proposes a change gets Confirm/Cancel buttons (bots only; see ``decisions``);
 5. on SIGTERM/SIGINT: intake stops, in-flight messages get ``shutdown_deadline_seconds`` to
    finish, the ones cut short are marked interrupted, the outbox sender finishes the delivery
    in progress, the client stops, the exit code is 0. Messages still queued behind them, or
@@ -45,7 +46,7 @@ from pipeline.agent_request import AttachmentLimits
 from pipeline.commands import parse_command
 from pipeline.processor import UnifiedMessageProcessor
 from pipeline.response_manager import ResponseManager
-from pipeline.types import InboundMessage
+from pipeline.types import InboundMessage, ProcessingResult
 from telegram_bridge import records
 from telegram_bridge.adapter import (
     BridgeIdentity,
@@ -58,6 +59,11 @@ from telegram_bridge.albums import MediaGroupBuffer
 from telegram_bridge.catch_up import CatchUpWindow
 from telegram_bridge.config import BridgeConfig
 from telegram_bridge.connection import SessionRevoked, bot_commands_register, client_connect
+from telegram_bridge.decisions import (
+    decision_callback_parse,
+    decision_handle,
+    decision_offer,
+)
 from telegram_bridge.dispatcher import ChatDispatcher, DispatcherClosed
 from telegram_bridge.heartbeat import Heartbeat, HeartbeatSnapshot
 from telegram_bridge.lease import AccountLease, LeaseLost
@@ -236,10 +242,21 @@ class TelegramBridge:
             if streaming:
                 self.requesters.pop(inbound.chat_id, None)
                 await transport.clear_stop_button(inbound.chat_id)
+        await self._offer_decision(inbound.chat_id, result)
+
+    async def _offer_decision(self, chat_id: str, result: ProcessingResult) -> None:
+        """After the Stop button came off, so the two never fight over a keyboard."""
+        if self.me.is_bot:  # a user account's inline keyboard would be dropped
+            await decision_offer(self._transport(), chat_id, result)
 
     async def on_callback(self, client: Client, query: types.CallbackQuery) -> None:
-        """The Stop button: cancel the chat's answer in flight, if the person who pressed it
-        is the one it answers (in a group anyone sees the button)."""
+        """The Confirm/Cancel buttons (``decisions.decision_handle``) and the Stop button: it
+        cancels the chat's answer in flight, if the person who pressed it is the one it
+        answers (in a group anyone sees the button)."""
+        press = decision_callback_parse(query.data)
+        if press is not None:
+            await decision_handle(query, press, self._transport(), self.processor.responses)
+            return
         chat_id = stop_callback_chat(query.data)
         if chat_id is None:
             await query.answer()

@@ -26,6 +26,9 @@ first message sent in that chat then carries a "⏹ Stop" button (callback data
 drops the button (``StopButtonResponses`` does, for the processor's streamed replies), then
 ``clear_stop_button(chat_id)``, which removes it if no final edit came (the text had not
 changed).
+
+Other buttons (Confirm/Cancel, see ``telegram_bridge.decisions``) are put under a message
+after it was sent, and taken off, with ``edit_buttons``.
 """
 
 from __future__ import annotations
@@ -284,19 +287,32 @@ class TelegramTransport:
     async def clear_stop_button(self, chat_id: str) -> None:
         """Stop streaming in ``chat_id`` and remove the button if a message still shows it."""
         self.mark_streaming(chat_id, False)
-        message_id = self._stop_messages.pop(chat_id, None)
-        if message_id is None:
-            return
+        message_id = self._stop_messages.get(chat_id)
+        if message_id is not None:
+            await self.edit_buttons(chat_id, message_id, None)
+
+    async def edit_buttons(
+        self, chat_id: str, message_id: str, markup: types.InlineKeyboardMarkup | None
+    ) -> bool:
+        """Put ``markup`` under one of our messages, replacing its buttons (None: remove
+        them; the Stop button counts as removed either way). True if Telegram took it; a
+        refusal (the message is gone, the buttons were already so, a long flood wait) is
+        logged, not raised: buttons are a convenience, the text says what to type."""
+        if self._stop_messages.get(chat_id) == message_id:
+            del self._stop_messages[chat_id]
         try:
             await self._call(
                 chat_id,
                 "edit_message_reply_markup",
-                lambda: self.client.edit_message_reply_markup(int(chat_id), int(message_id)),
+                lambda: self.client.edit_message_reply_markup(
+                    int(chat_id), int(message_id), reply_markup=markup
+                ),
             )
-        except RPCError as error:  # the message is gone, or already has no button
-            logger.info(
-                "removing the stop button in chat %s failed: %s", chat_id, _error_name(error)
-            )
+        except (RPCError, FloodWaitTooLong) as error:
+            name = _error_name(error) if isinstance(error, RPCError) else str(error)
+            logger.info("editing the buttons in chat %s failed: %s", chat_id, name)
+            return False
+        return True
 
     def _wants_stop_button(self, chat_id: str) -> bool:
         return chat_id in self._streaming and chat_id not in self._stop_messages

@@ -10,14 +10,21 @@ transport, so tabs and devices share one conversation (and ``/new`` ends it for 
 reply streams to the page that sent the message; other pages see it when they reload.
 
 The page sends ``{"type": "message", "text": "…", "id": "<client id>"}`` (the id is
-optional; it becomes the message's dedup key). The server sends:
+optional; it becomes the message's dedup key), and ``{"type": "decide", "action_id": N,
+"decision": "confirm"|"cancel", "id": …}`` when a Confirm or Cancel button is pressed. The
+server sends:
 
 * ``history`` (on connect: ``messages``, a list of ``{role, text, status}``) and ``status``
   (``workspace``: ``{slug, name}``; on connect and after every reply);
 * per message: ``ack``, then ``typing``, ``delta`` (text to append) or ``reset`` (the whole
   text so far, when an attempt restarted), and finally ``reply`` (``text``, ``status``:
-  answered, rejected, deferred, failed or ignored, ``reason``). Each carries the ``id``.
-  A rejected, deferred or failed ``reply`` has the pipeline's user-facing words as its text;
+  answered, rejected, deferred, failed or ignored, ``reason``, and ``pending_action_id``
+  when the answer proposes a change, for its Confirm/Cancel buttons). Each carries the
+  ``id``. A rejected, deferred or failed ``reply`` has the pipeline's user-facing words as
+  its text. History entries carry ``pending_action_id`` too, while the change still waits;
+* per decision: ``ack``, then ``decided`` (``action_id``, ``text``: the outcome, shown as an
+  assistant message, ``settled``: the request no longer waits). Decisions queue with the
+  messages, so one never overtakes the answer it is about;
 * ``reply`` with ``reason: "deferred"`` and no preceding events: an answer that waited in
   the outbox (the message was deferred while Claude was unavailable);
 * ``error`` (``message`` in plain words, ``id`` when it concerns one message): invalid JSON,
@@ -40,6 +47,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -48,6 +56,7 @@ from django.utils import timezone
 from aisystem.chat.protocol import (
     CLOSE_FRAME_TOO_LARGE,
     CLOSE_UNAUTHENTICATED,
+    ClientDecision,
     ClientMessage,
     FrameError,
     TokenBucket,
@@ -55,7 +64,7 @@ from aisystem.chat.protocol import (
     frame_parse,
 )
 from aisystem.chat.selectors import chat_session_valid, chat_snapshot, chat_workspace
-from aisystem.chat.services import web_outbox_take
+from aisystem.chat.services import chat_decide, chat_external_id, web_outbox_take
 from aisystem.chat.transport import Event, WebSocketTransport
 from aisystem.models import ChatType, Transport
 from pipeline.processor import shared_processor
@@ -73,6 +82,7 @@ QUEUE_FULL = "Too many messages are waiting for an answer. Wait for them, then t
 BINARY_FRAME = "Send messages as JSON text."
 FRAME_TOO_LARGE = "That message is too large to send ({size:,} bytes; the limit is {limit:,})."
 PROCESSING_FAILED = "Something went wrong while answering this message. Please try again."
+DECISION_FAILED = "Something went wrong while handling that button. Please try again."
 SIGNED_OUT = "You have been signed out. Sign in again to go on chatting."
 LOAD_FAILED = "The conversation could not be loaded. Reload the page to try again."
 
@@ -99,7 +109,7 @@ class ChatUser:
 
     @property
     def chat_id(self) -> str:
-        return f"user-{self.id}"
+        return chat_external_id(self.id)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
@@ -120,7 +130,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         session = self.scope.get("session")
         self.session_key: str | None = getattr(session, "session_key", None)
         self.bucket = TokenBucket(capacity=RATE_CAPACITY, per_seconds=RATE_PER_SECONDS)
-        self.queue: asyncio.Queue[ClientMessage | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[ClientMessage | ClientDecision | None] = asyncio.Queue()
         self.closed = False
         await self.accept()
         worker = asyncio.create_task(self._work(), name=f"web-chat:{self.user.chat_id}")
@@ -161,7 +171,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             return
         await self._enqueue(parsed)
 
-    async def _enqueue(self, message: ClientMessage) -> None:
+    async def _enqueue(self, message: ClientMessage | ClientDecision) -> None:
         if not self.bucket.take():
             await self._emit(_error(SLOW_DOWN, message.client_id))
             return
@@ -174,20 +184,53 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     # --- Answering ---------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        while (message := await self.queue.get()) is not None:
-            await self._answer(message)
+        while (item := await self.queue.get()) is not None:
+            if isinstance(item, ClientDecision):
+                await self._decide(item)
+            else:
+                await self._answer(item)
+
+    async def _still_signed_in(self, client_id: str) -> bool:
+        """Checked per message, not only at connect: signing out elsewhere or a deactivated
+        account ends an open page too (one cheap read next to a model call). False after
+        telling the page and closing the socket."""
+        assert self.user is not None
+        if await database_sync_to_async(chat_session_valid)(
+            user_id=self.user.id, session_key=self.session_key
+        ):
+            return True
+        await self._emit(_error(SIGNED_OUT, client_id))
+        if not self.closed:
+            self.closed = True
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+        return False
+
+    async def _decide(self, decision: ClientDecision) -> None:
+        """A Confirm/Cancel press, decided as the socket's user (``services.chat_decide``)."""
+        assert self.user is not None
+        if not await self._still_signed_in(decision.client_id):
+            return
+        try:
+            outcome = await sync_to_async(chat_decide, thread_sensitive=False)(
+                user_id=self.user.id, action_id=decision.action_id, decision=decision.decision
+            )
+        except Exception:
+            logger.exception("browser chat: deciding request %s failed", decision.action_id)
+            await self._emit(_error(DECISION_FAILED, decision.client_id))
+            return
+        await self._emit(
+            {
+                "type": "decided",
+                "id": decision.client_id,
+                "action_id": outcome.action_id,
+                "text": outcome.text,
+                "settled": outcome.settled,
+            }
+        )
 
     async def _answer(self, message: ClientMessage) -> None:
         assert self.user is not None
-        # Checked per message, not only at connect: signing out elsewhere or a deactivated
-        # account ends an open page too (one cheap read next to a model call).
-        if not await database_sync_to_async(chat_session_valid)(
-            user_id=self.user.id, session_key=self.session_key
-        ):
-            await self._emit(_error(SIGNED_OUT, message.client_id))
-            if not self.closed:
-                self.closed = True
-                await self.close(code=CLOSE_UNAUTHENTICATED)
+        if not await self._still_signed_in(message.client_id):
             return
         transport = WebSocketTransport(self._emit, client_id=message.client_id)
         inbound = InboundMessage(
@@ -211,15 +254,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             logger.exception("browser chat: processing a message failed")
             await self._emit(_error(PROCESSING_FAILED, message.client_id))
             return
-        await self._emit(
-            {
-                "type": "reply",
-                "id": message.client_id,
-                "text": result.reply,
-                "status": result.status,
-                "reason": result.reason,
-            }
-        )
+        reply: Event = {
+            "type": "reply",
+            "id": message.client_id,
+            "text": result.reply,
+            "status": result.status,
+            "reason": result.reason,
+        }
+        if result.pending_action_id is not None:
+            reply["pending_action_id"] = result.pending_action_id
+        await self._emit(reply)
         await self._send_status()
 
     # --- Server-initiated events -------------------------------------------------------------

@@ -11,6 +11,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import get_args
+
+from pipeline.tools import Decision
 
 WS_PATH = "ws/chat/"
 
@@ -33,6 +36,17 @@ class ClientMessage:
 
 
 @dataclass(frozen=True)
+class ClientDecision:
+    """``{"type": "decide", "action_id": N, "decision": "confirm"|"cancel", "id": …}``: a
+    press of the Confirm or Cancel button under an answer that proposed a change. Whose
+    request it is, is not the page's to say: the consumer decides as the socket's user."""
+
+    action_id: int
+    decision: Decision
+    client_id: str
+
+
+@dataclass(frozen=True)
 class FrameError:
     """A frame the server refuses, with the words the page shows. ``client_id`` is set when
     the frame named one, so the page can mark that message."""
@@ -48,8 +62,8 @@ def frame_limit_bytes(max_input_chars: int) -> int:
     return max(64 * 1024, 4 * max_input_chars + 1024)
 
 
-def frame_parse(raw: str) -> ClientMessage | FrameError:
-    """The message a text frame carries, or why it is refused."""
+def frame_parse(raw: str) -> ClientMessage | ClientDecision | FrameError:
+    """The message or button press a text frame carries, or why it is refused."""
     try:
         content = json.loads(raw)
     except ValueError:
@@ -61,6 +75,8 @@ def frame_parse(raw: str) -> ClientMessage | FrameError:
     if raw_id is not None and client_id is None:
         return FrameError("A message id must be 1-64 letters, digits or - _ . :")
     kind = content.get("type")
+    if kind == "decide":
+        return _decision_parse(content, client_id)
     if kind != "message":
         return FrameError(f"Unknown message type: {str(kind)[:40]!r}.", client_id)
     text = content.get("text")
@@ -69,6 +85,26 @@ def frame_parse(raw: str) -> ClientMessage | FrameError:
     if not text.strip():
         return FrameError("Type something first.", client_id)
     return ClientMessage(text=text, client_id=client_id or uuid.uuid4().hex)
+
+
+_LARGEST_ID = 2**63 - 1  # a bigint primary key
+
+
+def _decision_parse(
+    content: dict[str, object], client_id: str | None
+) -> ClientDecision | FrameError:
+    action_id = content.get("action_id")
+    # bool is an int in Python, and JSON's true is no request number.
+    if type(action_id) is not int or not 0 < action_id <= _LARGEST_ID:
+        return FrameError("A decision needs the number of the request it is about.", client_id)
+    decision = content.get("decision")
+    if decision not in get_args(Decision):
+        return FrameError('A decision is "confirm" or "cancel".', client_id)
+    return ClientDecision(
+        action_id=action_id,
+        decision="confirm" if decision == "confirm" else "cancel",
+        client_id=client_id or uuid.uuid4().hex,
+    )
 
 
 class TokenBucket:

@@ -1,4 +1,5 @@
-"""Reads for the browser chat: its workspace and the current conversation, as plain values."""
+"""Reads for the browser chat: its workspace, the current conversation (with the changes
+still waiting for a decision) and the signed-in user's connections, as plain values."""
 
 from __future__ import annotations
 
@@ -8,8 +9,20 @@ from typing import Literal
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
+from django.utils import timezone
 
-from aisystem.models import Chat, Conversation, Direction, Message, MessageStatus, Transport
+from aisystem.integrations.registry import providers_configured
+from aisystem.models import (
+    Chat,
+    Conversation,
+    Direction,
+    IntegrationAccount,
+    Message,
+    MessageStatus,
+    PendingAction,
+    PendingActionStatus,
+    Transport,
+)
 from pipeline.conversations import workspace_default, workspace_for_chat
 
 HISTORY_LIMIT = 50
@@ -23,9 +36,31 @@ class WorkspaceView:
 
 @dataclass(frozen=True)
 class HistoryEntry:
+    """One bubble. ``pending_action_id`` is set on an answer whose proposed change still
+    waits (unexpired) for a decision, so a reloaded page shows its buttons again."""
+
     role: Literal["user", "assistant"]
     text: str
     status: str  # the stored MessageStatus
+    pending_action_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """A connected account as its owner may see it: never a token."""
+
+    id: int
+    login: str
+    status: str  # IntegrationStatus: connected, needs_reconnect
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    """One provider staff configured, and the person's account there (None: not connected)."""
+
+    provider: str
+    label: str
+    account: AccountView | None
 
 
 @dataclass(frozen=True)
@@ -82,15 +117,56 @@ def chat_snapshot(*, chat_external_id: str, limit: int = HISTORY_LIMIT) -> ChatS
             .exclude(text="")
             .exclude(direction=Direction.OUTBOUND, status=MessageStatus.PROCESSING)
             .order_by("-pk")
-            .values_list("direction", "text", "status")[:limit]
+            .values_list("direction", "text", "status", "reply_to_id")[:limit]
         )
         rows.reverse()
+        waiting = _waiting_actions(chat, [reply_to for *_, reply_to in rows if reply_to])
         history = [
             HistoryEntry(
                 role="user" if direction == Direction.INBOUND else "assistant",
                 text=text,
                 status=status,
+                pending_action_id=waiting.get(reply_to)
+                if direction == Direction.OUTBOUND
+                else None,
             )
-            for direction, text, status in rows
+            for direction, text, status, reply_to in rows
         ]
     return ChatSnapshot(WorkspaceView(workspace.slug, workspace.name), history=history)
+
+
+def _waiting_actions(chat: Chat, message_ids: list[int]) -> dict[int, int]:
+    """inbound message id -> the change its answer proposed, for those still waiting."""
+    if not message_ids:
+        return {}
+    rows = PendingAction.objects.filter(
+        chat=chat,
+        message_id__in=message_ids,
+        status=PendingActionStatus.PENDING,
+        expires_at__gt=timezone.now(),
+    ).values_list("message_id", "pk")
+    return {message_id: pk for message_id, pk in rows}
+
+
+def chat_connections(*, user_id: int) -> list[ConnectionView]:
+    """The configured providers, in the registry's order, each with ``user_id``'s own
+    account there (the newest, should there be several); [] when none is configured."""
+    configured = providers_configured()
+    if not configured:
+        return []
+    accounts = {
+        account.provider: account
+        for account in IntegrationAccount.objects.filter(
+            user_id=user_id, provider__in=[provider.name for provider in configured]
+        ).order_by("pk")
+    }
+    views = []
+    for provider in configured:
+        account = accounts.get(provider.name)
+        shown = None
+        if account is not None:
+            shown = AccountView(
+                id=account.pk, login=account.login or account.uid, status=account.status
+            )
+        views.append(ConnectionView(provider=provider.name, label=provider.label, account=shown))
+    return views

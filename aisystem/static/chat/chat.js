@@ -4,6 +4,11 @@
  * Text from the server is rendered with ChatMarkdown (DOM nodes and textContent only, never
  * innerHTML). The socket reconnects with exponential backoff and jitter; a 4401 close sends
  * the visitor to the sign-in page.
+ *
+ * An answer that proposes a change (its reply or history entry has pending_action_id) gets
+ * Confirm and Cancel buttons; a press sends a "decide" frame and disables them, and the
+ * "decided" outcome is shown as an assistant message. The Connections panel (present only
+ * when staff configured a provider) lists the user's accounts from /chat/connections/.
  */
 (function () {
   "use strict";
@@ -31,6 +36,10 @@
   let attempts = 0;
   // client id -> {user: element, reply: element|null, text: string, isNew: bool}
   const pending = new Map();
+  // action id -> the Confirm/Cancel group under the answer that proposed it
+  const decisions = new Map();
+  // client id of a "decide" frame in flight -> its group (an error re-enables it)
+  const deciding = new Map();
 
   // --- Helpers --------------------------------------------------------------------------
 
@@ -118,15 +127,66 @@
     return entry.reply;
   }
 
+  // --- Confirm / Cancel -----------------------------------------------------------------
+
+  function setDecisionEnabled(group, on) {
+    group.querySelectorAll("button").forEach(function (button) { button.disabled = !on; });
+  }
+
+  function settle(group) {
+    group.dataset.state = "settled";
+    setDecisionEnabled(group, false);
+  }
+
+  function decisionButtons(row, actionId) {
+    const key = String(actionId);
+    if (decisions.has(key)) return;
+    // A new proposal replaces the older one still waiting (the server cancels it).
+    decisions.forEach(settle);
+    const group = document.createElement("div");
+    group.className = "decision";
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Confirm or cancel this change");
+    group.dataset.actionId = key;
+    [["confirm", "Confirm", "decision-confirm"], ["cancel", "Cancel", "decision-cancel secondary"]].forEach(function (spec) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = spec[2];
+      button.textContent = spec[1];
+      button.dataset.decision = spec[0];
+      button.addEventListener("click", function () { decide(group, actionId, spec[0]); });
+      group.append(button);
+    });
+    row.append(group);
+    decisions.set(key, group);
+  }
+
+  function decide(group, actionId, decision) {
+    if (!isOpen()) {
+      showBanner("Not connected. Press the button again once reconnected.");
+      return;
+    }
+    setDecisionEnabled(group, false);
+    group.dataset.state = "sent";
+    const id = "decide-" + clientId();
+    deciding.set(id, group);
+    socket.send(JSON.stringify({ type: "decide", action_id: actionId, decision: decision, id: id }));
+  }
+
   // --- Server events --------------------------------------------------------------------
 
   const handlers = {
     history: function (event) {
       const interrupted = pending.size > 0;
       pending.clear();
+      decisions.clear();
+      deciding.clear();
       list.querySelectorAll(".message, .divider").forEach(function (node) { node.remove(); });
       empty.hidden = event.messages.length > 0;
-      event.messages.forEach(function (m) { bubble(m.role, m.text, m.role === "user" ? "" : m.status); });
+      event.messages.forEach(function (m) {
+        const row = bubble(m.role, m.text, m.role === "user" ? "" : m.status);
+        if (m.pending_action_id) decisionButtons(row, m.pending_action_id);
+      });
       if (interrupted) {
         showBanner("The connection dropped while an answer was being written. It is saved: reload the page in a moment to see it.");
       }
@@ -178,6 +238,7 @@
         const row = replyRow(entry);
         typing(row, false);
         setText(row, event.text, event.status);
+        if (event.pending_action_id) decisionButtons(row, event.pending_action_id);
       } else if (entry.reply) {
         entry.reply.remove();
       }
@@ -188,7 +249,27 @@
       }
       scrollDown(false);
     },
+    decided: function (event) {
+      const group = deciding.get(event.id) || decisions.get(String(event.action_id));
+      deciding.delete(event.id);
+      if (group) {
+        if (event.settled) {
+          settle(group);
+        } else {
+          delete group.dataset.state; // still waiting: the person may press again
+          setDecisionEnabled(group, true);
+        }
+      }
+      if (event.text) bubble("assistant", event.text, "answered");
+      scrollDown(false);
+    },
     error: function (event) {
+      const group = event.id ? deciding.get(event.id) : null;
+      if (group) {
+        deciding.delete(event.id);
+        delete group.dataset.state;
+        setDecisionEnabled(group, true);
+      }
       const entry = event.id ? pending.get(event.id) : null;
       if (!entry) {
         showBanner(event.message);
@@ -306,6 +387,134 @@
     input.focus();
   });
   document.getElementById("banner-close").addEventListener("click", hideBanner);
+
+  // --- Connections ----------------------------------------------------------------------
+
+  const panel = document.getElementById("connections");
+  const panelToggle = document.getElementById("connections-toggle");
+
+  function connectionsPanel() {
+    const items = document.getElementById("connections-list");
+    const result = document.getElementById("connections-result");
+    const csrf = panel.dataset.csrf;
+
+    function stateText(connection) {
+      const account = connection.account;
+      if (!account) return "Not connected";
+      if (account.status === "needs_reconnect") return account.login + ": needs reconnecting";
+      return "Connected as " + account.login;
+    }
+
+    function connectForm(connection) {
+      // A form, not a script-opened window: a new tab from a submit is never blocked.
+      const form = document.createElement("form");
+      form.method = "post";
+      form.action = connection.connect_url;
+      form.target = "_blank";
+      form.className = "inline";
+      const token = document.createElement("input");
+      token.type = "hidden";
+      token.name = "csrfmiddlewaretoken";
+      token.value = csrf;
+      const button = document.createElement("button");
+      button.type = "submit";
+      button.className = "secondary";
+      button.textContent = connection.account ? "Reconnect" : "Connect";
+      button.setAttribute("aria-label", button.textContent + " " + connection.label);
+      form.append(token, button);
+      form.addEventListener("submit", function () {
+        result.textContent = "A new tab opens to connect " + connection.label + ". Come back here when you are done.";
+      });
+      return form;
+    }
+
+    function disconnectButton(connection) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary";
+      button.textContent = "Disconnect";
+      button.setAttribute("aria-label", "Disconnect " + connection.label);
+      button.addEventListener("click", function () {
+        button.disabled = true;
+        result.textContent = "Disconnecting " + connection.label + "…";
+        fetch(connection.disconnect_url, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "X-CSRFToken": csrf, Accept: "application/json" },
+        }).then(function (response) {
+          return response.json().catch(function () { return {}; }).then(function (body) {
+            result.textContent = body.message || "That did not work. Please try again.";
+          });
+        }).catch(function () {
+          result.textContent = "Not connected to the server. Please try again.";
+        }).then(load);
+      });
+      return button;
+    }
+
+    function render(connections) {
+      items.replaceChildren();
+      connections.forEach(function (connection) {
+        const item = document.createElement("li");
+        item.className = "connection-item";
+        item.dataset.provider = connection.provider;
+        item.dataset.status = connection.account ? connection.account.status : "none";
+        const name = document.createElement("span");
+        name.className = "connection-name";
+        name.textContent = connection.label;
+        const state = document.createElement("span");
+        state.className = "connection-state";
+        state.textContent = stateText(connection);
+        item.append(name, state);
+        if (!connection.account || connection.account.status === "needs_reconnect") {
+          item.append(connectForm(connection));
+        }
+        if (connection.account) item.append(disconnectButton(connection));
+        items.append(item);
+      });
+      if (!connections.length) {
+        const none = document.createElement("li");
+        none.className = "connection-item";
+        none.textContent = "Nothing can be connected here any more.";
+        items.append(none);
+      }
+    }
+
+    function load() {
+      items.setAttribute("aria-busy", "true");
+      return fetch(panel.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          if (response.status === 401) {
+            window.location.assign(app.dataset.loginUrl);
+            return null;
+          }
+          if (!response.ok) throw new Error("status " + response.status);
+          return response.json();
+        })
+        .then(function (body) { if (body) render(body.connections); })
+        .catch(function () { result.textContent = "Your connections could not be loaded. Try again in a moment."; })
+        .then(function () { items.removeAttribute("aria-busy"); });
+    }
+
+    function show(open) {
+      panel.hidden = !open;
+      panelToggle.setAttribute("aria-expanded", String(open));
+      if (open) {
+        load();
+        panel.querySelector("h2").focus();
+      } else {
+        panelToggle.focus();
+      }
+    }
+
+    panel.querySelector("h2").tabIndex = -1;
+    panelToggle.addEventListener("click", function () { show(panel.hidden); });
+    document.getElementById("connections-close").addEventListener("click", function () { show(false); });
+    // Back from the tab where the account was connected: show it.
+    window.addEventListener("focus", function () { if (!panel.hidden) load(); });
+  }
+
+  if (panel && panelToggle) connectionsPanel();
 
   connect();
 })();
