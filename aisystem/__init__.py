@@ -6,7 +6,8 @@ layers:
   ``schedules``, ``job_events``: django-q2 jobs and signals, each handing over to a service or
   to the pipeline). ``signalproxy`` is the process helper ``make run`` starts workers with.
 - **The core** is the data and the rules: ``models``, ``services`` (every write),
-  ``selectors`` (reads), ``fields``, ``crypto``, ``errors``, ``events`` (the event stream),
+  ``selectors`` (reads), ``fields``, ``crypto``, ``errors``, ``events`` (the event stream)
+  and ``event_catalog`` (its types and payloads), ``webhooks`` (signed outgoing deliveries),
   ``social`` (social-auth's storage and strategy) and ``integrations`` (people's OAuth
   accounts, their tokens and the providers' API clients; its ``views`` and ``urls`` are a
   surface). The pipeline and the bridge build on it, so it imports neither.

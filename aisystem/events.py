@@ -11,6 +11,18 @@ from one of two sources (``settings.LIVE_FEED["SOURCE"]``):
   (channels-redis pub/sub), whose members are the relays, one per web process, not the
   browsers.
 
+Outgoing webhooks consume the same stream, as a transactional outbox: ``events_record`` writes
+a ``WebhookDelivery`` for every active subscription to a public event type (see
+``aisystem.event_catalog``) in the same transaction as the events, so an event that committed
+always has its deliveries, and one that rolled back has none. After commit a django-q2 job is
+queued per delivery; if that hand-over is lost (the process dies first), the minutely sweep
+(``aisystem.webhooks.delivery.webhook_deliveries_sweep``) finds the delivery anyway. The
+fan-out lives here rather than in ``aisystem.webhooks`` because that package records events
+itself (``webhook.disabled``): this module must not import it.
+
+Every event is checked against the catalog; a mismatch is logged, never raised: the event is
+still worth storing, and a message must not fail over its audit trail.
+
 Call these from synchronous code (the pipeline's store runs in a worker thread); never pass a
 secret in ``data``: keys, session strings and tokens have no business in an event.
 """
@@ -19,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +45,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from aisystem.models import Event
+from aisystem.event_catalog import EventSchemaError, event_is_public, event_validate
+from aisystem.models import Event, WebhookDelivery, WebhookSubscription
 
 LIVE_FEED_GROUP = "live-feed"
 LIVE_FEED_LAYER = "events"  # the channel-layer alias broadcasts go out on (REDIS_URL only)
@@ -64,8 +78,8 @@ def events_record(
     chat_id: int | None = None,
     message_id: int | None = None,
 ) -> list[Event]:
-    """Store ``events`` in one INSERT; with the channel-layer source, broadcast them after
-    commit."""
+    """Store ``events`` in one INSERT, with their webhook deliveries in the same transaction;
+    with the channel-layer source, broadcast them after commit."""
     rows = [
         Event(
             kind=event.kind,
@@ -81,7 +95,11 @@ def events_record(
     ]
     if not rows:
         return rows
-    Event.objects.bulk_create(rows)
+    for row in rows:
+        _check(row)
+    with transaction.atomic(savepoint=False):
+        Event.objects.bulk_create(rows)
+        _webhooks_fan_out(rows)
     if settings.LIVE_FEED["SOURCE"] == "channel_layer":
         payloads = [event_payload(row) for row in rows]
         transaction.on_commit(partial(_broadcast, payloads))
@@ -93,6 +111,56 @@ def system_event_emit(
 ) -> Event:
     """Record a system event (breaker opened, credential invalid, bridge disconnected…)."""
     return events_record([PendingEvent(kind=kind, summary=summary, level=level, data=data)])[0]
+
+
+def _check(row: Event) -> None:
+    try:
+        event_validate(row.kind, row.data)
+    except EventSchemaError as exc:
+        logger.warning("event does not match the catalog: %s", exc)
+
+
+def _webhooks_fan_out(rows: Sequence[Event]) -> None:
+    """A pending delivery per public event and matching subscription (inside the caller's
+    transaction), and a job for each once it commits."""
+    public = [row for row in rows if event_is_public(row.kind)]
+    if not public:
+        return
+    subscriptions = list(
+        WebhookSubscription.objects.filter(is_active=True, disabled_at=None).values_list(
+            "pk", "event_types"
+        )
+    )
+    deliveries = [
+        WebhookDelivery(
+            subscription_id=pk,
+            event=row,
+            webhook_id=webhook_id_new(),
+            next_attempt_at=row.created_at,
+        )
+        for row in public
+        for pk, kinds in subscriptions
+        if not kinds or row.kind in kinds
+    ]
+    if deliveries:
+        WebhookDelivery.objects.bulk_create(deliveries)
+        transaction.on_commit(partial(webhook_jobs_enqueue, [d.pk for d in deliveries]))
+
+
+def webhook_id_new() -> str:
+    """A delivery's ``webhook-id``: made once, kept for every attempt and resend."""
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def webhook_jobs_enqueue(delivery_ids: Sequence[int]) -> None:
+    """Queue a delivery job per id. A failure here loses nothing: the sweep finds them."""
+    from django_q.tasks import async_task  # the broker's models: load late
+
+    try:
+        for delivery_id in delivery_ids:
+            async_task("aisystem.tasks.webhook_deliver", delivery_id, group="webhooks")
+    except Exception:
+        logger.warning("could not queue webhook deliveries; the sweep will", exc_info=True)
 
 
 def event_payload(event: Event) -> dict[str, Any]:

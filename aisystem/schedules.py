@@ -28,6 +28,11 @@ SCHEDULES = {
         "schedule_type": "I",
         "minutes": 60,
     },
+    "webhooks: send due retries and deliveries whose worker stopped": {
+        "func": "aisystem.tasks.webhook_deliveries_due",
+        "schedule_type": "I",
+        "minutes": 1,
+    },
 }
 
 

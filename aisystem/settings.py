@@ -21,6 +21,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
 from aisystem.envconfig import env_bool, env_int, env_list, local_secret, parse_model_prices
+from aisystem.webhooks.retry import DEFAULT_SCHEDULE as DEFAULT_RETRY_SCHEDULE
+from aisystem.webhooks.retry import retry_schedule_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("AISYSTEM_DATA_DIR") or BASE_DIR / "var")
@@ -216,6 +218,24 @@ Q_CLUSTER = {
     "ack_failures": True,
     "label": "Background jobs",
 }
+
+# --- Outgoing webhooks (aisystem/webhooks/) ---------------------------------------------------
+# Standard Webhooks deliveries, retried after each delay of AISYSTEM_WEBHOOK_RETRY_SCHEDULE
+# (with ±10 % jitter; the minutely sweep serves delays shorter than a minute), dead after the
+# last. See README, "Events and webhooks".
+WEBHOOK_RETRY_SCHEDULE = retry_schedule_parse(
+    os.environ.get("AISYSTEM_WEBHOOK_RETRY_SCHEDULE") or DEFAULT_RETRY_SCHEDULE
+)
+# Private, loopback and link-local addresses are refused unless this is set (development).
+WEBHOOK_ALLOW_PRIVATE = env_bool("AISYSTEM_WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+# How long a worker's claim on a delivery lasts; a worker silent for longer is presumed dead
+# and the delivery is sent again. Must exceed the timeout (connect + answer).
+WEBHOOK_LEASE_SECONDS = env_int("AISYSTEM_WEBHOOK_LEASE_SECONDS", 60, minimum=30)
+# An endpoint failing without a single success for this long is disabled.
+WEBHOOK_DISABLE_AFTER_DAYS = env_int("AISYSTEM_WEBHOOK_DISABLE_AFTER_DAYS", 5, minimum=1)
+# After "rotate secret", the old secret signs too for this long.
+WEBHOOK_ROTATION_OVERLAP_HOURS = env_int("AISYSTEM_WEBHOOK_ROTATION_OVERLAP_HOURS", 24, minimum=0)
 
 # --- Auth, admin, OAuth ---------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

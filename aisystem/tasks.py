@@ -25,3 +25,15 @@ def purge_connect_links() -> int:
     from aisystem.integrations.links import connect_links_purge
 
     return connect_links_purge()
+
+
+def webhook_deliver(delivery_id: int) -> str | None:
+    from aisystem.webhooks.delivery import webhook_delivery_attempt
+
+    return webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+def webhook_deliveries_due() -> int:
+    from aisystem.webhooks.delivery import webhook_deliveries_sweep
+
+    return webhook_deliveries_sweep()

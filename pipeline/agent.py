@@ -36,7 +36,6 @@ from typing import Protocol
 
 from aisystem.errors import IntegrationError
 from pipeline.agent_request import AttachmentLimits, build_request
-from pipeline.claude.client import ClaudeUnavailable
 from pipeline.claude.pricing import PricePair, cost_usd
 from pipeline.tools import ToolRegistry, ToolsFor, fixed_tools
 from pipeline.types import (
@@ -55,7 +54,6 @@ from pipeline.types import (
 logger = logging.getLogger(__name__)
 
 TextCallback = Callable[[str], Awaitable[None]]
-FAILED_REPLY = "Sorry, something went wrong while I was answering. Please try again."
 TOOL_LIMIT_NOTE = "_(I stopped here: this answer needed more tool calls than I'm allowed.)_"
 NOT_RUN = "Not run: a change is waiting for the person's confirmation, so nothing else runs now."
 
@@ -116,8 +114,9 @@ class AgentOrchestrator:
         on_text: TextCallback | None = None,
     ) -> AgentResponse:
         """Answer the message. Never raises for Claude's failures: the outcome says what
-        happened (``unavailable`` → defer, ``failed`` → a user-safe error). Cancellation
-        propagates (``asyncio.CancelledError``); the caller decides what it meant."""
+        happened (see ``_failure_outcome``: ``unavailable`` → defer, ``failed`` → the request
+        can never succeed). Cancellation propagates (``asyncio.CancelledError``); the caller
+        decides what it meant."""
         tools = await self.tools_for(context)
         built = build_request(message, context, plan, limits=self.limits, tools=tools.specs())
         request = built.request
@@ -127,12 +126,31 @@ class AgentOrchestrator:
         run = _Run(self, tools, on_text, notes=built.notes)
         try:
             return await run.loop(request)
-        except ClaudeUnavailable as error:
-            logger.warning("claude unavailable: %s", error.details)
-            return run.response("ok" if run.proposed else "unavailable", error=str(error))
         except IntegrationError as error:
-            logger.warning("claude failed: %s", error)
-            return run.response("ok" if run.proposed else "failed", error=str(error))
+            outcome = _failure_outcome(error, proposed=run.proposed is not None)
+            logger.warning("claude call failed (%s): %s", outcome, error.details)
+            return run.response(outcome, error=str(error))
+
+
+def _failure_outcome(error: IntegrationError, *, proposed: bool) -> AgentOutcome:
+    """What a failed Claude call means for the message.
+
+    * A change was already proposed: "ok", the answer is the confirmation question (the change
+      is stored; deferring would propose it twice).
+    * The request itself was refused (``permanent``: 400 invalid request, 404 model, 413 too
+      large): "failed" at once, since sending it again would fail again.
+    * Anything else is the service's side, which time fixes: ``ClaudeUnavailable`` (breaker
+      open or probing, no usable key) and the client giving up after its retries (529
+      overloaded, 5xx, timeouts, connection errors, broken streams). "unavailable": the
+      message is deferred and answered on recovery by ``pipeline.deferred``. Rate limits and
+      refused keys never get here by themselves: the client rotates keys and, once none is
+      left, raises ``ClaudeUnavailable``.
+    """
+    if proposed:
+        return "ok"
+    if error.permanent:  # never a ClaudeUnavailable: that one is always worth retrying
+        return "failed"
+    return "unavailable"
 
 
 class _Run:

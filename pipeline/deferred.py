@@ -1,16 +1,22 @@
 """Deferred messages: answered once Claude is back, so nothing waits forever or piles up.
 
-A message is deferred when Claude could not be reached (breaker open, no usable key); its
-sender was told so. A scheduled job (``answer_deferred_messages``, every minute) then:
+A message is deferred when Claude could not answer it for reasons on Claude's side: the
+breaker open, no usable key, or a call that still failed after every retry (529 overloaded,
+5xx, timeouts, connection errors, broken streams; see ``pipeline.agent._failure_outcome``).
+Its sender was told so (``replies.DEFERRED_REPLY``; a partly streamed answer was replaced by
+that notice). A scheduled job (``answer_deferred_messages``, every minute) then:
 
 * gives up on messages older than ``DEFERRED_MAX_AGE`` (marked failed, reason "expired"),
   so the backlog is bounded;
 * stops at once while the breaker refuses calls;
 * claims each remaining message (deferred → processing, a conditional UPDATE, so two workers
   never answer the same one), answers it from its stored text with the conversation's
-  history, and records the reply.
+  history, and records the reply as a new message; a message Claude still cannot answer
+  goes back to deferred and the run stops (the next one tries again), and one Claude now
+  refuses as invalid fails, and its sender is told so (``replies.FAILED_REPLY``).
 
-Delivery: a REST client fetches the reply at ``/api/v1/messages/{id}``; a Telegram or
+Delivery: a REST client finds the reply as a new ``out`` message of
+``GET /api/v1/chats/{chat_id}/messages`` (and at ``/api/v1/messages/{id}``); a Telegram or
 browser reply goes to the outbox, which that transport's sender drains (the reply is stored
 with status "processing" until then). Attachments are not kept, so a deferred photo or PDF
 is answered from its description only.
@@ -26,7 +32,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from aisystem.events import PendingEvent
+from aisystem.events import PendingEvent, preview
 from aisystem.models import (
     CircuitBreaker,
     Direction,
@@ -37,7 +43,9 @@ from aisystem.models import (
 )
 from pipeline import conversations, outcomes
 from pipeline.agent import ClaudeAPI
+from pipeline.claude.client import ClaudeClient
 from pipeline.processor import UnifiedMessageProcessor
+from pipeline.replies import Reply, agent_reply
 from pipeline.types import AgentResponse, InboundMessage, MessageContext
 
 logger = logging.getLogger(__name__)
@@ -109,15 +117,16 @@ async def _answer(processor: UnifiedMessageProcessor, claimed: _Claimed) -> bool
             reason="claude_unavailable",
         )
         return False
-    answered = response.outcome == "ok"
-    text = response.text.strip() if answered else ""
-    await sync_to_async(_record)(claimed, response.outcome, text, response)
+    await sync_to_async(_record)(claimed, agent_reply(response), response)
     return True
 
 
-def _record(claimed: _Claimed, outcome: str, text: str, response: AgentResponse) -> None:
+def _record(claimed: _Claimed, reply: Reply, response: AgentResponse) -> None:
+    """Store the late reply (an answer, or the "refused" notice) and queue it for delivery."""
+    answered = reply.status == MessageStatus.ANSWERED
+    reason = "deferred" if answered else reply.reason
     with transaction.atomic():
-        reply_id, delivered = _deliver(claimed, text) if text else ("", False)
+        reply_id, delivered = _deliver(claimed, reply.text)
         outcomes.message_finish(
             outcomes.Outcome(
                 message_pk=claimed.context.message_pk,
@@ -125,10 +134,10 @@ def _record(claimed: _Claimed, outcome: str, text: str, response: AgentResponse)
                 identity_pk=claimed.context.identity_id,
                 conversation_id=claimed.context.conversation_id,
                 transport=claimed.message.transport,
-                status=MessageStatus.ANSWERED if text else MessageStatus.FAILED,
-                reason="deferred" if text else "claude_failed",
-                reply=text,
-                reply_ids=(reply_id,) if reply_id else (),
+                status=reply.status,
+                reason=reason,
+                reply=reply.text,
+                reply_ids=(reply_id,),
                 delivered=delivered,
                 queued=not delivered,
                 model=response.model,
@@ -136,27 +145,57 @@ def _record(claimed: _Claimed, outcome: str, text: str, response: AgentResponse)
                 output_tokens=response.output_tokens,
                 cost_usd=response.cost_usd,
             ),
-            events=[
-                PendingEvent(
-                    kind="message.deferred_answered" if text else "message.failed",
-                    summary="Answered after Claude came back" if text else "Deferred answer failed",
-                    data={"outcome": outcome, "queued": not delivered},
-                )
-            ],
+            events=[_outcome_event(claimed, reply, response, reason=reason, queued=not delivered)],
             now=timezone.now(),
         )
 
 
+def _outcome_event(
+    claimed: _Claimed, reply: Reply, response: AgentResponse, *, reason: str, queued: bool
+) -> PendingEvent:
+    """The late outcome as the catalog's public ``message.answered`` / ``message.failed``, with
+    ``deferred`` set, so webhooks and alerts see a late answer as they see a prompt one. An API
+    chat's event carries the whole ``text``: a REST integrator may have no other way to hear
+    of it than its webhook (or polling the chat's history)."""
+    answered = reply.status == MessageStatus.ANSWERED
+    data: dict[str, object] = {
+        "status": str(reply.status),
+        "reason": reason,
+        "delivered": not queued,
+        "parts": 1,
+        "reply": preview(reply.text),
+        "cost_usd": str(response.cost_usd),
+        "deferred": True,
+        "queued": queued,
+        "outcome": response.outcome,
+    }
+    if claimed.message.transport == Transport.API:
+        data["text"] = reply.text
+    return PendingEvent(
+        kind=f"message.{reply.status}",
+        summary="Answered after Claude came back" if answered else "Deferred answer failed",
+        level="info" if answered else "warning",
+        data=data,
+    )
+
+
 async def _answer_batch(message_pks: list[int], client: ClaudeAPI | None) -> int:
-    processor = UnifiedMessageProcessor(client=client)
+    # Each run has an event loop of its own, so the Claude client (whose HTTP connections
+    # belong to that loop) is made here and closed at the end, not shared between runs.
+    own = ClaudeClient() if client is None else None
+    processor = UnifiedMessageProcessor(client=client or own)
     answered = 0
-    for pk in message_pks:
-        claimed = await sync_to_async(_claim)(pk)
-        if claimed is None:
-            continue
-        if not await _answer(processor, claimed):
-            break  # still unavailable: try again at the next run
-        answered += 1
+    try:
+        for pk in message_pks:
+            claimed = await sync_to_async(_claim)(pk)
+            if claimed is None:
+                continue
+            if not await _answer(processor, claimed):
+                break  # still unavailable: try again at the next run
+            answered += 1
+    finally:
+        if own is not None:
+            await own.aclose()
     return answered
 
 
@@ -169,7 +208,9 @@ def _breaker_refusing(now: datetime) -> bool:
 
 def deferred_answer(*, limit: int = BATCH_SIZE, client: ClaudeAPI | None = None) -> int:
     """The scheduled job: expire old ones, then answer up to ``limit`` (oldest first).
-    Returns how many were answered. ``client`` is for tests; by default the real one."""
+    Returns how many were settled: answered, or failed because Claude refused them (a message
+    Claude still cannot answer stays deferred and is not counted). ``client`` is for tests; by
+    default a real one, closed when the run ends."""
     now = timezone.now()
     deferred_expire(now=now)
     if _breaker_refusing(now):

@@ -35,11 +35,15 @@ def received_event(message: InboundMessage, inbound: Message) -> PendingEvent:
     )
 
 
+BUDGET_REASONS = frozenset({"token_budget_exceeded", "cost_budget_exceeded"})
+
+
 def gate_event(decision: AccessDecision) -> PendingEvent:
+    """``gate.allowed`` (internal), or the public ``budget.exceeded`` / ``access.denied``."""
     if decision.allowed:
         return PendingEvent(kind="gate.allowed", summary="Allowed", data={"rule": decision.rule_id})
     return PendingEvent(
-        kind="gate.denied",
+        kind="budget.exceeded" if decision.reason in BUDGET_REASONS else "access.denied",
         summary=f"Denied: {decision.reason.replace('_', ' ')}",
         level="warning",
         data={

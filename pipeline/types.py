@@ -323,8 +323,9 @@ AgentOutcome = Literal["ok", "cancelled", "unavailable", "failed"]
 
 @dataclass(frozen=True)
 class AgentResponse:
-    """The agent's answer. ``unavailable`` means Claude could not be reached (breaker open,
-    no usable key): the message is deferred. ``failed`` carries a user-safe ``error``.
+    """The agent's answer. ``unavailable`` means Claude could not answer now (breaker open,
+    no usable key, overloaded or failing after every attempt): the message is deferred.
+    ``failed`` carries a user-safe ``error``.
     ``pending_action_id`` is the change this answer proposed, waiting for the person's
     /confirm or /cancel (its question ends ``text``)."""
 

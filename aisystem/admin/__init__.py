@@ -7,4 +7,5 @@ from aisystem.admin import (  # noqa: F401
     delivery,
     identities,
     integrations,
+    webhooks,
 )

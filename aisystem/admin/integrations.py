@@ -6,19 +6,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.exceptions import NotRegistered
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from social_django.models import Association, Nonce, UserSocialAuth
 
 from aisystem.admin.secrets import SecretFieldsAdmin
-from aisystem.models import (
-    ApiCredential,
-    ApiToken,
-    ExternalCall,
-    WebhookSubscription,
-)
+from aisystem.models import ApiCredential, ApiToken, ExternalCall
 from aisystem.services.credentials import credentials_disable, credentials_enable
 from aisystem.services.tokens import api_token_create, api_tokens_revoke
 
@@ -88,25 +82,6 @@ class ExternalCallAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
-
-
-@admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(SecretFieldsAdmin):
-    list_display = ("name", "url", "is_active", "failure_count", "last_delivery_at", "last_status")
-    list_filter = ("is_active",)
-    search_fields = ("name", "url")
-    readonly_fields = ("failure_count", "last_delivery_at", "last_status", "created_at")
-    # Webhook endpoints are https; also silences Django 6.0's scheme-default deprecation.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions = ("activate", "deactivate")
-
-    @admin.action(description="Activate")
-    def activate(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
-        self.message_user(request, f"Activated {queryset.update(is_active=True)} webhooks.")
-
-    @admin.action(description="Deactivate")
-    def deactivate(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
-        self.message_user(request, f"Deactivated {queryset.update(is_active=False)} webhooks.")
 
 
 class ApiTokenAddForm(forms.ModelForm):  # type: ignore[type-arg]

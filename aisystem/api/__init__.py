@@ -10,7 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
-from aisystem.api import health, messages
+from aisystem.api import chats, health, messages
 
 api = NinjaAPI(
     title="aisystem",
@@ -21,6 +21,7 @@ api = NinjaAPI(
     openapi_url="/openapi.json",
 )
 api.add_router("/v1", messages.router)
+api.add_router("/v1", chats.router)
 api.add_router("/v1", health.router)
 
 

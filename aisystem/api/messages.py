@@ -2,7 +2,8 @@
 
 ``chat_id`` and ``user_id`` live in the token's namespace: the identity and the chat are
 stored as ``<token id>:<id>``, so two tokens never share a conversation, the token's access
-rule covers all of them, and rate limits apply per end user.
+rule covers all of them, and rate limits apply per end user. Answers produced after the
+request (deferred ones) are read from the chat's history (``aisystem.api.chats``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ninja import Router, Status
 
 from aisystem.api.auth import TokenAuth
 from aisystem.api.schemas import ErrorOut, MessageIn, MessageOut, StoredMessageOut
-from aisystem.api.selectors import StoredMessage, api_message_for_token
+from aisystem.api.selectors import StoredMessage, api_message_for_token, namespaced
 from aisystem.api.transport import ApiTransport, StreamEvent
 from aisystem.models import ApiToken, ChatType, Transport
 from pipeline.processor import shared_processor
@@ -36,17 +37,13 @@ router = Router(tags=["messages"], auth=TokenAuth())
 _ORPHANS: set[asyncio.Task[ProcessingResult]] = set()
 
 
-def _namespaced(token: ApiToken, value: str) -> str:
-    return f"{token.pk}:{value}"
-
-
 def _inbound(token: ApiToken, payload: MessageIn) -> InboundMessage:
     return InboundMessage(
         transport=Transport.API,
-        chat_id=_namespaced(token, payload.chat_id),
+        chat_id=namespaced(token.pk, payload.chat_id),
         chat_type=ChatType.API,
         message_id=uuid.uuid4().hex,
-        sender_id=_namespaced(token, payload.user_id),
+        sender_id=namespaced(token.pk, payload.user_id),
         sender_name=payload.user_id,
         chat_title=payload.chat_id,
         sent_at=timezone.now(),
@@ -74,7 +71,12 @@ def _out(result: ProcessingResult) -> dict[str, Any]:
         "Runs the message through the pipeline on the `api` transport. With "
         "`Accept: text/event-stream` the reply streams as Server-Sent Events: `delta` "
         "(text to append), `reset` (the answer restarted; `text` is all of it so far), then "
-        "`done` with the same body as the JSON response."
+        "`done` with the same body as the JSON response.\n\n"
+        "`deferred` means Claude could not answer now (overloaded, erroring or unreachable "
+        "after every retry, or its circuit breaker open): `reply` says so, and the answer "
+        "comes later as a new message in `GET /api/v1/chats/{chat_id}/messages`. If part of "
+        "an answer had already streamed, a `reset` replaces it with that notice. `failed` "
+        "is a request Claude refused as invalid; sending it again will not help."
     ),
 )
 async def message_create(request: HttpRequest, payload: MessageIn) -> Any:

@@ -8,7 +8,10 @@ from typing import Literal
 from ninja import Field, Schema
 from pydantic import field_validator
 
+from aisystem.api.selectors import HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX
+
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}
+_MAX_ID = 2**63 - 1  # the largest id a database's bigint holds; anything above is no id
 
 
 def _reject_controls(value: str, *, allow_newlines: bool) -> str:
@@ -59,6 +62,43 @@ class StoredMessageOut(Schema):
     text: str
     reply: str | None
     created_at: str
+
+
+class ChatHistoryQuery(Schema):
+    """``?after=&limit=``; out-of-range or non-integer values are a 422, not a silent clamp."""
+
+    after: int = Field(
+        0,
+        ge=0,
+        le=_MAX_ID,
+        description="Only messages with a larger id: pass the last id you have.",
+    )
+    limit: int = Field(
+        HISTORY_PAGE_DEFAULT,
+        ge=1,
+        le=HISTORY_PAGE_MAX,
+        description=f"At most this many messages (1 to {HISTORY_PAGE_MAX}).",
+    )
+
+
+class ChatMessageOut(Schema):
+    id: int = Field(..., description="Increases with time; use it as `after` to page on.")
+    direction: Literal["in", "out"] = Field(
+        ..., description="`in`: from your user; `out`: the assistant's."
+    )
+    text: str
+    status: str = Field(
+        ...,
+        description=(
+            "`in`: received, processing, answered, rejected, ignored, deferred, interrupted or "
+            "failed; `out`: delivered, processing or failed."
+        ),
+    )
+    created_at: str = Field(..., description="ISO 8601, with its UTC offset.")
+
+
+class ChatHistoryOut(Schema):
+    items: list[ChatMessageOut] = Field(..., description="Oldest first.")
 
 
 class ErrorOut(Schema):

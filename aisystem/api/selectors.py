@@ -1,11 +1,24 @@
-"""Reads for the REST API, scoped to one token, as plain values."""
+"""Reads for the REST API, scoped to one token, as plain values.
+
+A token's chats and end users are stored in its namespace, ``<token id>:<client id>``
+(``namespaced``), so every read here is confined to the token's own rows by construction: a
+chat or message of another token is simply not found (a 404, never a leak).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from aisystem.models import Direction, Message, Transport
+from aisystem.models import Chat, Direction, Message, Transport
+
+HISTORY_PAGE_DEFAULT = 50
+HISTORY_PAGE_MAX = 200
+
+
+def namespaced(token_id: int, value: str) -> str:
+    """The stored external id of an API client's chat or user id: ``<token id>:<value>``."""
+    return f"{token_id}:{value}"
 
 
 @dataclass(frozen=True)
@@ -28,7 +41,7 @@ def api_message_for_token(*, token_id: int, message_id: int) -> StoredMessage | 
             pk=message_id,
             transport=Transport.API,
             direction=Direction.INBOUND,
-            chat__external_id__startswith=f"{token_id}:",
+            chat__external_id__startswith=namespaced(token_id, ""),
         )
         .only("pk", "status", "status_reason", "text", "created_at")
         .first()
@@ -49,3 +62,43 @@ def api_message_for_token(*, token_id: int, message_id: int) -> StoredMessage | 
         reply=reply,
         created_at=message.created_at,
     )
+
+
+@dataclass(frozen=True)
+class ChatItem:
+    """One stored message of an API chat, either way: what the history endpoint lists."""
+
+    id: int
+    direction: str  # "in" (from the client's end user) or "out" (the assistant's)
+    text: str
+    status: str  # the stored MessageStatus
+    created_at: datetime
+
+
+def api_chat_history(
+    *, token_id: int, chat_id: str, after: int = 0, limit: int = HISTORY_PAGE_DEFAULT
+) -> list[ChatItem] | None:
+    """The messages of the token's API chat ``chat_id`` (the client's id) with an id above
+    ``after``, oldest first, at most ``limit`` (capped at HISTORY_PAGE_MAX). None when the
+    token has no such chat; an empty list when it has, but nothing after ``after``.
+
+    Ids increase with storage order, so ``after=<the last id seen>`` pages forward and later
+    replies (a deferred answer, for one) show up on the next poll."""
+    chat_pk = (
+        Chat.objects.filter(transport=Transport.API, external_id=namespaced(token_id, chat_id))
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if chat_pk is None:
+        return None
+    rows = (
+        Message.objects.filter(chat_id=chat_pk, pk__gt=after)
+        .order_by("pk")
+        .values_list("pk", "direction", "text", "status", "created_at")[
+            : max(1, min(limit, HISTORY_PAGE_MAX))
+        ]
+    )
+    return [
+        ChatItem(id=pk, direction=direction, text=text, status=status, created_at=created_at)
+        for pk, direction, text, status, created_at in rows
+    ]

@@ -25,8 +25,8 @@ from aisystem.models.integrations import (
     ExternalCall,
     IntegrationAccount,
     PendingAction,
-    WebhookSubscription,
 )
+from aisystem.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "AccessAction",
@@ -58,6 +58,8 @@ __all__ = [
     "TelegramPeer",
     "TelegramSession",
     "Transport",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "WebhookSubscription",
     "Workspace",
 ]

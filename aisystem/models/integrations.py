@@ -69,27 +69,6 @@ class ExternalCall(models.Model):
         return f"{self.service} {self.operation} {outcome}"
 
 
-class WebhookSubscription(models.Model):
-    """An outgoing webhook: events are POSTed to ``url`` and signed with ``signing_secret``."""
-
-    name = models.CharField(max_length=100, unique=True)
-    url = models.URLField(max_length=500)
-    signing_secret = EncryptedTextField(
-        blank=True, help_text="Write-only. Used to sign each delivery (HMAC-SHA256)."
-    )
-    event_types = models.JSONField(
-        default=list, blank=True, help_text="Event types to send; empty means all."
-    )
-    is_active = models.BooleanField(default=True)
-    failure_count = models.PositiveIntegerField(default=0)
-    last_delivery_at = models.DateTimeField(null=True, blank=True)
-    last_status = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return self.name
-
-
 class ApiToken(models.Model):
     """A REST API token. Only its SHA-256 is stored; the token is shown once at creation."""
 

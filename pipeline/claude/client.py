@@ -10,7 +10,11 @@ SDK, whose own retries are off, it rotates keys, retries, logs and obeys the bre
 * retries: 5xx, 529, connection failures and broken streams (an ``error`` event, a dropped
   connection, no ``message_stop``) are retried on the same key after exponential backoff with
   full jitter (or the response's ``retry-after``), up to ``MAX_ATTEMPTS`` attempts in all; an
-  in-line wait for a cooling key counts as one. A 400 is permanent and never retried.
+  in-line wait for a cooling key counts as one. Any other 4xx (400 invalid request, 404 model,
+  413 too large) is permanent and never retried.
+* what the caller does (``pipeline.agent``): ``ClaudeUnavailable``, or a non-permanent
+  ``IntegrationError`` after the last retry, is the service's trouble: the message is deferred
+  and answered on recovery. Only a ``permanent`` error fails it, as it would fail again.
 * breaker (``pipeline.claude.breaker``): one failure per ``create()`` that gave up after its
   retries.
   Rate limits, bad keys, bad requests and cancellations are the key's or the caller's trouble,
@@ -79,7 +83,11 @@ TextCallback = Callable[[str], Awaitable[None]]
 
 
 class ClaudeUnavailable(IntegrationError):
-    """Claude cannot be asked now (breaker open or probing, or no usable key): defer the message."""
+    """Claude cannot be asked now (breaker open or probing, or no usable key): defer the message.
+
+    Raised before any request is sent. A call that was sent and failed on the service's side
+    after every retry raises a plain, non-permanent ``IntegrationError`` instead (its details
+    name the last failure); callers defer on that too."""
 
 
 @dataclass(frozen=True)
@@ -138,8 +146,10 @@ class ClaudeClient:
         each text delta; a retried attempt starts again from "".
 
         Raises ClaudeUnavailable (breaker open or probing, or no usable key) before any request
-        is sent where it can; IntegrationError after the last retry (``permanent`` for a request
-        the API refused as invalid). CancelledError propagates once the attempt is logged.
+        is sent where it can; IntegrationError after the last retry of a 529, 5xx, timeout,
+        connection error or broken stream (not ``permanent``: try later), or at once for a
+        request the API refused as invalid (``permanent``: 400, 404, 413, …; never retried).
+        CancelledError propagates once the attempt is logged.
         """
         fallback = self._fallback_api_key
         if fallback is None:

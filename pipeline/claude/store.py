@@ -317,9 +317,7 @@ def _mark_key(attempt: Attempt, now: datetime) -> None:
     if attempt.fault is Fault.RATE_LIMITED:
         changes["status"] = CredentialStatus.COOLING_DOWN
         changes["cooldown_until"] = now + timedelta(seconds=seconds)
-        _alert(
-            key, "credential.cooling_down", f"is cooling down for {seconds:g} s", seconds=seconds
-        )
+        _alert(key, "credential.cooling", f"is cooling down for {seconds:g} s", seconds=seconds)
     elif attempt.fault is Fault.INVALID_KEY:
         changes["status"] = CredentialStatus.INVALID
         _alert(key, "credential.invalid", "was refused: marked invalid", Event.Level.ERROR)

@@ -27,6 +27,7 @@ from aisystem.models import (
     Conversation,
     CredentialStatus,
     Direction,
+    Event,
     ExternalCall,
     Identity,
     IntegrationAccount,
@@ -36,6 +37,7 @@ from aisystem.models import (
     PendingAction,
     RateLimitPolicy,
     Role,
+    WebhookDelivery,
     WebhookSubscription,
     Workspace,
 )
@@ -80,7 +82,12 @@ def a_row_of_everything() -> dict[type[Model], Model]:
         ApiCredentialFactory(),
         ExternalCallFactory(ok=False, error="boom"),
         TelegramSessionFactory(),
-        WebhookSubscription.objects.create(name="hook", url="https://example.test/hook"),
+        hook := WebhookSubscription.objects.create(name="hook", url="https://example.test/hook"),
+        WebhookDelivery.objects.create(
+            subscription=hook,
+            event=Event.objects.create(kind="job.failed", summary="failed"),
+            webhook_id="msg_admin",
+        ),
         IntegrationAccount.objects.create(user=user, provider="github", uid="1"),
         ConnectLink.objects.create(
             nonce="n", provider="github", identity=message.identity, expires_at=timezone.now()

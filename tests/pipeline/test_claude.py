@@ -285,7 +285,7 @@ async def test_it_rotates_to_the_next_key_after_429(
     assert timezone.now() < cooled.cooldown_until <= timezone.now() + timedelta(seconds=1)
     assert cooled.failure_count == 1
     assert "rate_limit_error" in cooled.last_error
-    [event] = await events("credential.cooling_down")
+    [event] = await events("credential.cooling")
     assert event.data["label"] == "first"
     limited, answered = await stored_calls()
     assert (limited.ok, limited.status_code, limited.credential_id) == (False, 429, first)
@@ -403,7 +403,7 @@ async def test_a_rate_limited_env_key_is_waited_for_in_line(
 
     assert reply.text == ECHO
     assert sleeps.durations == [pytest.approx(1, abs=0.5)]
-    [event] = await events("credential.cooling_down")
+    [event] = await events("credential.cooling")
     assert event.data["label"] == "ANTHROPIC_API_KEY"
 
 

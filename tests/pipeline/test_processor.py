@@ -384,7 +384,7 @@ async def test_claude_unavailable_defers_the_message_and_tells_the_user(
     assert inbound.status == MessageStatus.DEFERRED
 
 
-async def test_a_persistent_server_error_fails_the_message_politely(
+async def test_a_persistent_server_error_defers_the_message_and_tells_the_user(
     processor: UnifiedMessageProcessor, allow_everyone: AccessRule, fake_claude: FakeClaude
 ) -> None:
     fake_claude.set_scenario(SERVER_ERROR)
@@ -392,8 +392,8 @@ async def test_a_persistent_server_error_fails_the_message_politely(
 
     result = await processor.process_message(message("hello"), transport)
 
-    assert result.status == "failed"
-    assert "something went wrong" in transport.texts[0]
+    assert result.status == "deferred"
+    assert transport.texts == [DEFERRED_REPLY]
     assert transport.reactions[-1][1] == "❌"
     assert await ExternalCall.objects.filter(ok=False).acount() >= 2  # retried, each call logged
 

@@ -95,7 +95,7 @@ def allow_everyone() -> AccessRule:
     return AccessRule.objects.create(action=AccessAction.ALLOW, match_everyone=True)
 
 
-async def test_an_answer_in_an_ongoing_chat_costs_nineteen_statements_in_two_transactions(
+async def test_an_answer_in_an_ongoing_chat_costs_twenty_one_statements_in_two_transactions(
     processor: UnifiedMessageProcessor, allow_everyone: AccessRule
 ) -> None:
     transport = RecordingTransport()
@@ -117,6 +117,7 @@ async def test_an_answer_in_an_ongoing_chat_costs_nineteen_statements_in_two_tra
         "RELEASE SAVEPOINT",
         "SELECT aisystem_message",  # the conversation and its history, in one query
         "INSERT aisystem_event",
+        "SELECT aisystem_webhooksubscription",  # who wants message.received (the fan-out)
         # claude_store.call_open: breaker, key, the env key's cooldown marks (autocommit)
         "SELECT aisystem_circuitbreaker",
         "SELECT aisystem_apicredential",
@@ -129,6 +130,7 @@ async def test_an_answer_in_an_ongoing_chat_costs_nineteen_statements_in_two_tra
         "RELEASE SAVEPOINT",
         "UPDATE aisystem_chat",
         "INSERT aisystem_event",
+        "SELECT aisystem_webhooksubscription",  # who wants message.answered
     ]
     assert [shape for shape in seen if shape != "BEGIN"] == expected
     if connection.vendor == "sqlite":  # PostgreSQL's BEGIN is implicit, not a statement

@@ -125,7 +125,9 @@
     switch (event.kind) {
       case "message.received": return "received";
       case "gate.allowed": return "allowed";
-      case "gate.denied": return "denied: " + String(d.reason || "").replace(/_/g, " ");
+      case "gate.denied":
+      case "access.denied":
+      case "budget.exceeded": return "denied: " + String(d.reason || "").replace(/_/g, " ");
       case "context.built": return "context: " + (d.workspace || "?") + " · " + (d.history || 0) + " turns";
       case "route.planned": return "route: " + (d.type || "?") + " → " + (d.handler || "?");
       case "agent.ok":

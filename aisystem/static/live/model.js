@@ -50,6 +50,8 @@
     "route.planned": function (j, event, data) { j.type = data.type || j.type; },
     "gate.denied": function (j) { j.status = j.status === "received" ? "rejected" : j.status; },
   };
+  // The gate's denials carry their catalog names now; "gate.denied" remains for stored rows.
+  STEP_FACTS["access.denied"] = STEP_FACTS["budget.exceeded"] = STEP_FACTS["gate.denied"];
 
   function agentFacts(j, event, data) {
     j.tokens += (data.input_tokens || 0) + (data.output_tokens || 0);
@@ -63,7 +65,7 @@
     var status = event.kind.slice(FINAL_PREFIX.length);
     if (status === "received") { return; }
     var label = status;
-    if (status === "deferred_answered") {
+    if (status === "deferred_answered" || (status === "answered" && data.deferred)) {
       status = "answered";
       label = "answered later";
       j.delivered = !data.queued;
