@@ -381,10 +381,10 @@ _TYPES = [
         )
         for status in ("proposed", "running", "done", "failed", "cancelled", "expired")
     ),
-    # Emitted by the Telegram bridge today; bridge.up and bridge.down replace the first two.
+    # The bridge's other states (connected and disconnected are bridge.up and bridge.down).
     *(
         _internal(f"bridge.{state}", BridgeState, f"Telegram bridge: {state}.", _BRIDGE_EXAMPLE)
-        for state in ("connecting", "connected", "disconnected", "revoked", "stopped")
+        for state in ("connecting", "revoked", "stopped")
     ),
 ]
 

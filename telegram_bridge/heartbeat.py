@@ -31,8 +31,8 @@ State = TelegramSession.State
 # kind, level and wording of the event a change *to* the state emits.
 _STATE_EVENTS: dict[str, tuple[str, str, str]] = {
     State.CONNECTING: ("bridge.connecting", Event.Level.INFO, "connecting"),
-    State.CONNECTED: ("bridge.connected", Event.Level.INFO, "connected"),
-    State.DISCONNECTED: ("bridge.disconnected", Event.Level.WARNING, "lost its connection"),
+    State.CONNECTED: ("bridge.up", Event.Level.INFO, "connected"),
+    State.DISCONNECTED: ("bridge.down", Event.Level.WARNING, "lost its connection"),
     State.REVOKED: (
         "bridge.revoked",
         Event.Level.ERROR,
@@ -72,7 +72,8 @@ def heartbeat_record(
     overwritten (``lag_seconds=None``: unknown now). The account fields and
     ``last_update_at`` keep their stored value when not given (None / ""), so a beat while
     connecting does not erase who the account is or when it last heard from Telegram.
-    A state change emits one system event (``bridge.<state>``; ``bridge.revoked`` at error
+    A state change emits one system event (``bridge.up`` when connected, ``bridge.down`` when
+    the connection is lost, else ``bridge.<state>``; ``bridge.revoked`` at error
     level), stored in the same transaction. With ``runner``, the beat also renews that
     bridge's lease (``telegram_bridge.lease``) and raises ``LeaseLost``, writing nothing, if
     another bridge holds the session now. Raises ValueError for an unknown state and

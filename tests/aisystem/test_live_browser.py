@@ -394,7 +394,7 @@ def test_in_chromium_the_live_feed_reconnects_after_a_restart_and_catches_up(
             )
             page.screenshot(path=str(ARTIFACTS / "live-offline.png"), full_page=True)
             system_event_emit(
-                "bridge.disconnected", "Telegram bridge @ops: disconnected", session="ops"
+                "bridge.down", "Telegram bridge @ops: disconnected", session="ops"
             )
         expect(state).to_have_text("live", timeout=WAIT_MS)
         expect(page.locator("#system-events li .summary")).to_have_text(

@@ -192,7 +192,7 @@ async def test_junk_from_the_browser_is_ignored_and_a_ping_is_answered(embedded:
     await communicator.send_to(text_data='{"type": "ping", "pad": "' + "x" * 5000 + '"}')
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
-    event = await sync_to_async(system_event_emit)("bridge.connected", "Telegram bridge: up")
+    event = await sync_to_async(system_event_emit)("bridge.up", "Telegram bridge: up")
     assert [e["id"] for e in await next_events(communicator)] == [event.pk]
     await communicator.disconnect()
 

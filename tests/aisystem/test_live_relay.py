@@ -182,7 +182,7 @@ async def test_the_relay_polls_only_while_someone_watches(embedded: None) -> Non
     assert not relay.running
     channel = await member()
     await relay.subscribe()  # a browser comes back: polling again
-    ids = await sync_to_async(record)("bridge.connected")
+    ids = await sync_to_async(record)("bridge.up")
     assert await received_ids(channel) == ids
 
 
@@ -259,7 +259,7 @@ def test_merging_feed_messages_keeps_every_event_in_order() -> None:
 
 EMIT = (
     "import os; from aisystem.events import system_event_emit;"
-    "print(system_event_emit('bridge.connected', 'from pid %d' % os.getpid()).pk)"
+    "print(system_event_emit('bridge.up', 'from pid %d' % os.getpid()).pk)"
 )
 
 

@@ -577,8 +577,8 @@ async def test_an_unreachable_telegram_is_retried_with_backoff_until_it_answers(
     bridge_kinds = [kind for kind in kinds if kind.startswith("bridge.")]
     assert bridge_kinds == [
         "bridge.connecting",
-        "bridge.disconnected",
-        "bridge.connected",
+        "bridge.down",
+        "bridge.up",
         "bridge.stopped",
     ]
 
@@ -616,7 +616,7 @@ async def test_the_heartbeat_records_the_account_and_the_last_update(world: Worl
     assert world.session.state == "stopped"
     kinds = [kind async for kind in Event.objects.order_by("id").values_list("kind", flat=True)]
     bridge_kinds = [kind for kind in kinds if kind.startswith("bridge.")]
-    assert bridge_kinds == ["bridge.connecting", "bridge.connected", "bridge.stopped"]
+    assert bridge_kinds == ["bridge.connecting", "bridge.up", "bridge.stopped"]
 
 
 # --- python manage.py runbridge ----------------------------------------------------------------

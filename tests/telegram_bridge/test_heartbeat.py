@@ -75,7 +75,7 @@ def test_a_state_change_emits_one_event_and_a_steady_state_none() -> None:
     ]
 
     assert changes == [True, True, False, False]
-    assert bridge_events() == [("bridge.connecting", "info"), ("bridge.connected", "info")]
+    assert bridge_events() == [("bridge.connecting", "info"), ("bridge.up", "info")]
 
 
 def test_each_transition_has_its_own_event_and_revoked_is_an_error() -> None:
@@ -85,8 +85,8 @@ def test_each_transition_has_its_own_event_and_revoked_is_an_error() -> None:
         heartbeat_record(session_id=session.pk, state=state, now=T0)
 
     assert bridge_events() == [
-        ("bridge.disconnected", "warning"),
-        ("bridge.connected", "info"),
+        ("bridge.down", "warning"),
+        ("bridge.up", "info"),
         ("bridge.revoked", "error"),
         ("bridge.stopped", "info"),
     ]
@@ -139,7 +139,7 @@ async def test_run_beats_until_stopped_with_the_current_snapshot() -> None:
 
     await sync_to_async(session.refresh_from_db)()
     assert (beats, session.state, session.in_flight) == (3, "connected", 3)
-    assert await sync_to_async(bridge_events)() == [("bridge.connected", "info")]
+    assert await sync_to_async(bridge_events)() == [("bridge.up", "info")]
 
 
 async def test_a_failing_beat_does_not_stop_the_heartbeat() -> None:
