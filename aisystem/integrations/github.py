@@ -9,18 +9,16 @@ tokens do not expire; an app with expiring user tokens also sends a refresh toke
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import quote, urljoin
 
-import requests
 from django.conf import settings
 from social_core.backends.github import GithubOAuth2
 from social_core.backends.oauth import BaseOAuth2PKCE
 
 from aisystem.errors import IntegrationError
 from aisystem.integrations.base import Provider
-from aisystem.integrations.http import TIMEOUT, call_log
+from aisystem.integrations.http import app_call
 from aisystem.integrations.tokens import ProviderApi
 
 SCOPES = ("repo", "read:user", "user:email")
@@ -76,22 +74,17 @@ class GitHub(Provider):
         config = _config()
         token = str(extra_data.get("access_token") or "")
         url = urljoin(config["API_URL"], f"applications/{quote(config['CLIENT_ID'])}/token")
-        started = time.monotonic()
-        try:
-            response = requests.delete(
-                url,
-                json={"access_token": token},
-                auth=(config["CLIENT_ID"], config["CLIENT_SECRET"]),
-                headers={"Accept": "application/vnd.github+json", "User-Agent": "aisystem"},
-                timeout=TIMEOUT,
-                allow_redirects=False,
-            )
-        except requests.RequestException as error:
-            call_log("github", "revoke", None, started, type(error).__name__)
-            raise IntegrationError("github", "revoke", "GitHub could not be reached") from None
-        call_log("github", "revoke", response.status_code, started)
-        if response.status_code not in (204, 404):
-            raise IntegrationError("github", "revoke", f"GitHub answered {response.status_code}")
+        app_call(
+            "github",
+            "revoke",
+            "DELETE",
+            url,
+            accept=(204, 404),
+            label="GitHub",
+            json={"access_token": token},
+            auth=(config["CLIENT_ID"], config["CLIENT_SECRET"]),
+            headers={"Accept": "application/vnd.github+json", "User-Agent": "aisystem"},
+        )
 
 
 class GitHubApi(ProviderApi):

@@ -7,17 +7,15 @@ Settings (``settings.INTEGRATIONS["google"]``, from ``AISYSTEM_GOOGLE_*``): ``CL
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
-import requests
 from django.conf import settings
 from social_core.backends.open_id_connect import OpenIdConnectAuth
 
 from aisystem.errors import IntegrationError
 from aisystem.integrations.base import Provider
-from aisystem.integrations.http import TIMEOUT, call_log
+from aisystem.integrations.http import app_call
 from aisystem.integrations.tokens import ProviderApi
 
 SCOPES = ("openid", "email", "profile", "https://www.googleapis.com/auth/calendar.events")
@@ -66,20 +64,15 @@ class Google(Provider):
         """Google's revoke endpoint with the refresh token (ending the whole grant) or, without
         one, the access token. A token Google no longer knows (400) counts as revoked."""
         token = str(extra_data.get("refresh_token") or extra_data.get("access_token") or "")
-        started = time.monotonic()
-        try:
-            response = requests.post(
-                _config()["REVOKE_URL"],
-                data={"token": token},
-                timeout=TIMEOUT,
-                allow_redirects=False,
-            )
-        except requests.RequestException as error:
-            call_log("google", "revoke", None, started, type(error).__name__)
-            raise IntegrationError("google", "revoke", "Google could not be reached") from None
-        call_log("google", "revoke", response.status_code, started)
-        if response.status_code not in (200, 400):
-            raise IntegrationError("google", "revoke", f"Google answered {response.status_code}")
+        app_call(
+            "google",
+            "revoke",
+            "POST",
+            _config()["REVOKE_URL"],
+            accept=(200, 400),
+            label="Google",
+            data={"token": token},
+        )
 
 
 class CalendarApi(ProviderApi):

@@ -115,6 +115,31 @@ class ApiClient:
         return response
 
 
+def app_call(
+    service: str,
+    operation: str,
+    method: str,
+    url: str,
+    *,
+    accept: tuple[int, ...],
+    label: str,
+    **kwargs: Any,
+) -> requests.Response:
+    """One call made as the app rather than with a person's token (revoking a grant): not
+    retried (a revoke is asked again by asking again), logged, and an ``IntegrationError``
+    unless the status is in ``accept``."""
+    started = time.monotonic()
+    try:
+        response = requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+    except requests.RequestException as error:
+        call_log(service, operation, None, started, type(error).__name__)
+        raise IntegrationError(service, operation, f"{label} could not be reached") from None
+    call_log(service, operation, response.status_code, started)
+    if response.status_code not in accept:
+        raise IntegrationError(service, operation, f"{label} answered {response.status_code}")
+    return response
+
+
 def _wait(state: RetryCallState) -> float:
     """``Retry-After`` when the provider sent one (capped), else exponential with jitter."""
     outcome = state.outcome

@@ -24,37 +24,22 @@ def _configure(settings: Any, name: str, values: dict[str, str]) -> None:
     settings.AISYSTEM_PUBLIC_URL = PUBLIC_URL
 
 
+def _github(settings: Any, **options: Any) -> Iterator[FakeGitHub]:
+    with FakeGitHub(**options) as fake:
+        values = {"CLIENT_ID": GITHUB_ID, "CLIENT_SECRET": GITHUB_SECRET}
+        _configure(settings, "github", values | {"URL": fake.base_url, "API_URL": fake.api_url})
+        yield fake
+
+
 @pytest.fixture
 def github(settings: Any) -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        _configure(
-            settings,
-            "github",
-            {
-                "CLIENT_ID": GITHUB_ID,
-                "CLIENT_SECRET": GITHUB_SECRET,
-                "URL": fake.base_url,
-                "API_URL": fake.api_url,
-            },
-        )
-        yield fake
+    yield from _github(settings)
 
 
 @pytest.fixture
 def expiring_github(settings: Any) -> Iterator[FakeGitHub]:
     """GitHub with expiring, rotating user tokens (as GitHub Apps issue them)."""
-    with FakeGitHub(expiring_tokens=True) as fake:
-        _configure(
-            settings,
-            "github",
-            {
-                "CLIENT_ID": GITHUB_ID,
-                "CLIENT_SECRET": GITHUB_SECRET,
-                "URL": fake.base_url,
-                "API_URL": fake.api_url,
-            },
-        )
-        yield fake
+    yield from _github(settings, expiring_tokens=True)
 
 
 @pytest.fixture
