@@ -18,6 +18,11 @@ SCHEDULES = {
         "schedule_type": "I",
         "minutes": 1,
     },
+    "reminders: deliver due reminders and answer scheduled prompts": {
+        "func": "aisystem.tasks.deliver_due_reminders",
+        "schedule_type": "I",
+        "minutes": 1,
+    },
     "integrations: refresh tokens that expire within 10 minutes": {
         "func": "aisystem.tasks.refresh_integration_tokens",
         "schedule_type": "I",

@@ -237,6 +237,10 @@ WEBHOOK_DISABLE_AFTER_DAYS = env_int("AISYSTEM_WEBHOOK_DISABLE_AFTER_DAYS", 5, m
 # After "rotate secret", the old secret signs too for this long.
 WEBHOOK_ROTATION_OVERLAP_HOURS = env_int("AISYSTEM_WEBHOOK_ROTATION_OVERLAP_HOURS", 24, minimum=0)
 
+# --- Reminders (aisystem/services/reminders.py) ---------------------------------------------
+# The most active reminders and scheduled prompts one person may have; past it, /remind says so.
+AISYSTEM_REMINDERS_PER_PERSON = env_int("AISYSTEM_REMINDERS_PER_PERSON", 50, minimum=1)
+
 # --- Auth, admin, OAuth ---------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out sign-ins

@@ -15,6 +15,12 @@ def answer_deferred_messages() -> int:
     return deferred_answer()
 
 
+def deliver_due_reminders() -> int:
+    from pipeline.reminders.delivery import reminders_deliver_due
+
+    return reminders_deliver_due()
+
+
 def refresh_integration_tokens() -> int:
     from aisystem.integrations.tokens import tokens_refresh_due
 

@@ -7,6 +7,9 @@ but only in a private chat (private, browser, REST): a link posted in a group co
 by anyone there. ``/connections`` lists the sender's accounts; ``/disconnect provider``
 revokes one at the provider and removes it. ``/confirm [number]`` runs the sender's change
 waiting for confirmation (``pipeline.tools.pending``).
+
+Reminders: ``/remind``, ``/reminders`` and ``/timezone`` are ``pipeline.reminders.commands``,
+run here with the real clock.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 from django.db import connections
 from django.db.models import Q
+from django.utils import timezone
 
 from aisystem.integrations.accounts import (
     account_disconnect,
@@ -37,6 +41,7 @@ from aisystem.selectors import identity_usage_today
 from aisystem.services.conversations import conversations_end
 from pipeline.claude.client import claude_status
 from pipeline.commands import COMMANDS, help_text
+from pipeline.reminders.commands import remind_command, reminders_command, timezone_command
 from pipeline.tools.pending import pending_action_cancel, pending_action_confirm
 from pipeline.types import MessageContext
 
@@ -73,6 +78,9 @@ def command_execute(*, name: str, args: str, context: MessageContext) -> Command
         "connections": _connections,
         "disconnect": _disconnect,
         "confirm": _confirm,
+        "remind": _remind,
+        "reminders": _reminders,
+        "timezone": _timezone,
     }
     return handlers[name](args, context)
 
@@ -214,6 +222,22 @@ def _cancel(args: str, context: MessageContext) -> CommandOutcome:
         identity_id=context.identity_id, chat_id=context.chat_pk, action_id=number
     )
     return CommandOutcome(reply=reply or "", cancel_requested=True)
+
+
+def _remind(args: str, context: MessageContext) -> CommandOutcome:
+    reply = remind_command(
+        args=args, identity_id=context.identity_id, chat_pk=context.chat_pk, now=timezone.now()
+    )
+    return CommandOutcome(reply=reply)
+
+
+def _reminders(args: str, context: MessageContext) -> CommandOutcome:
+    return CommandOutcome(reply=reminders_command(args=args, identity_id=context.identity_id))
+
+
+def _timezone(args: str, context: MessageContext) -> CommandOutcome:
+    reply = timezone_command(args=args, identity_id=context.identity_id, now=timezone.now())
+    return CommandOutcome(reply=reply)
 
 
 def _connect(args: str, context: MessageContext) -> CommandOutcome:

@@ -25,12 +25,22 @@ COMMANDS: Mapping[str, str] = MappingProxyType(
         "disconnect": "Disconnect an account and revoke my access to it",
         "confirm": "Do the change I proposed and you are asked to confirm",
         "cancel": "Stop the answer I'm writing, or cancel the change I proposed",
+        "remind": "Remind you of something later, or answer a prompt on a schedule",
+        "reminders": "List your reminders, or cancel one",
+        "timezone": "Show or set your time zone (reminders use it)",
     }
 )
 
 # Shown after the command name in the help text.
 _ARGUMENT_HINTS: Mapping[str, str] = MappingProxyType(
-    {"workspace": "[name]", "connect": "[provider]", "disconnect": "provider"}
+    {
+        "workspace": "[name]",
+        "connect": "[provider]",
+        "disconnect": "provider",
+        "remind": "in 10m | at YYYY-MM-DD HH:MM | every weekday HH:MM …",
+        "reminders": "[cancel N]",
+        "timezone": "[Area/City]",
+    }
 )
 
 # Telegram's rules: a command is 1-32 ASCII letters, digits or underscores and starts with a

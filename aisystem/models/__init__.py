@@ -26,6 +26,7 @@ from aisystem.models.integrations import (
     IntegrationAccount,
     PendingAction,
 )
+from aisystem.models.reminders import PersonSettings, Reminder, ReminderKind, ReminderStatus
 from aisystem.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
@@ -51,8 +52,12 @@ __all__ = [
     "OutboxItem",
     "PendingAction",
     "PendingActionStatus",
+    "PersonSettings",
     "RateCounter",
     "RateLimitPolicy",
+    "Reminder",
+    "ReminderKind",
+    "ReminderStatus",
     "ReplyMode",
     "Role",
     "TelegramPeer",

@@ -1,6 +1,7 @@
 """Which tools one message's sender gets: ``tools_for(context)``, built per message.
 
-The registry holds the built-in tools plus, for each provider staff configured
+The registry holds the built-in tools and ``schedule_reminder`` (bound to the sender and
+their chat) plus, for each provider staff configured
 (``providers_configured``) that has tools (``catalog.PROVIDER_TOOLS``), that provider's tools
 bound to the *sender's* account, only when its status is ``connected``. An account that
 needs reconnecting brings no tools (every call would fail); the guidance tells Claude to
@@ -29,10 +30,11 @@ from aisystem.integrations.registry import providers_configured
 from aisystem.integrations.tokens import NeedsReconnect
 from aisystem.models import IntegrationAccount, IntegrationStatus
 from pipeline.tools.actions import ProviderTools, ReadTool, WriteTool
-from pipeline.tools.builtin import BUILTIN_TOOLS, default_registry
+from pipeline.tools.builtin import BUILTIN_TOOLS
 from pipeline.tools.catalog import PROVIDER_TOOLS
 from pipeline.tools.pending import confirm_prompt, pending_action_propose
 from pipeline.tools.registry import Tool, ToolFailed, ToolOutput, ToolRegistry
+from pipeline.tools.reminders import reminder_tool
 from pipeline.types import MessageContext
 
 T = TypeVar("T")
@@ -50,9 +52,9 @@ def tools_for(context: MessageContext) -> ToolRegistry:
     """The tools of the sender of ``context`` (synchronous: it reads their accounts)."""
     configured = [p for p in providers_configured() if p.name in PROVIDER_TOOLS]
     if not configured:
-        return default_registry()
+        return ToolRegistry(_everyones(context))
     accounts = {account.provider: account for account in accounts_of_identity(context.identity_id)}
-    tools = list(BUILTIN_TOOLS)
+    tools = _everyones(context)
     connected: list[tuple[ProviderTools, IntegrationAccount]] = []
     unconnected: list[ProviderTools] = []
     for provider in configured:
@@ -70,11 +72,17 @@ async def tools_for_message(context: MessageContext) -> ToolRegistry:
     """``tools_for`` from async code: no thread hop (and no query) when no provider with
     tools is configured, which is every message of an installation without integrations."""
     if not any(provider.name in PROVIDER_TOOLS for provider in providers_configured()):
-        return default_registry()
+        return ToolRegistry(_everyones(context))
     return await _tools_for(context)
 
 
 _tools_for = sync_to_async(tools_for)
+
+
+def _everyones(context: MessageContext) -> list[Tool]:
+    """The tools every sender has: the built-ins, and ``schedule_reminder`` bound to them and
+    their chat (it needs no account, but must know whose reminder it schedules)."""
+    return [*BUILTIN_TOOLS, reminder_tool(context)]
 
 
 def reconnect_note(provider: ProviderTools) -> str:

@@ -135,7 +135,7 @@ async def test_someone_without_an_account_is_offered_no_github_tools(
     result = await processor.process_message(message("list my repos"), RecordingTransport())
 
     assert result.status == "answered"
-    assert offered(fake_claude) == ["get_current_time"]
+    assert offered(fake_claude) == ["get_current_time", "schedule_reminder"]
     assert "send /connect github" in (fake_claude.requests[-1].body or {})["system"]
 
 
@@ -146,7 +146,7 @@ async def test_someone_with_github_connected_is_offered_its_tools(
 
     await processor.process_message(message("list my repos"), RecordingTransport())
 
-    assert offered(fake_claude) == ["get_current_time", *GITHUB_TOOLS]
+    assert offered(fake_claude) == ["get_current_time", "schedule_reminder", *GITHUB_TOOLS]
     assert "GitHub as @ann" in (fake_claude.requests[-1].body or {})["system"]
 
 
@@ -157,7 +157,7 @@ async def test_an_account_that_needs_reconnecting_brings_no_tools(
 
     await processor.process_message(message("list my repos"), RecordingTransport())
 
-    assert offered(fake_claude) == ["get_current_time"]
+    assert offered(fake_claude) == ["get_current_time", "schedule_reminder"]
     assert "needs reconnecting" in (fake_claude.requests[-1].body or {})["system"]
 
 

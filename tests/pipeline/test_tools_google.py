@@ -70,6 +70,7 @@ async def test_the_person_lists_their_own_upcoming_events(google: FakeGoogle) ->
 
     assert registry.names() == (
         "get_current_time",
+        "schedule_reminder",
         "google_calendar_list_events",
         "google_calendar_create_event",
     )

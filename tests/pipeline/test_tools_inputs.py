@@ -104,5 +104,5 @@ def test_without_configured_providers_only_builtins_are_offered_and_nothing_is_r
     with django_assert_num_queries(0):
         registry = tools_for(context())
 
-    assert registry.names() == ("get_current_time",)
+    assert registry.names() == ("get_current_time", "schedule_reminder")
     assert registry.guidance == ""

@@ -342,6 +342,9 @@ def test_commands_lists_every_command_in_order() -> None:
         "disconnect",
         "confirm",
         "cancel",
+        "remind",
+        "reminders",
+        "timezone",
     ]
 
 
