@@ -393,9 +393,7 @@ def test_in_chromium_the_live_feed_reconnects_after_a_restart_and_catches_up(
                 re.compile(r"^disconnected · retrying in \d+ s$"), timeout=WAIT_MS
             )
             page.screenshot(path=str(ARTIFACTS / "live-offline.png"), full_page=True)
-            system_event_emit(
-                "bridge.down", "Telegram bridge @ops: disconnected", session="ops"
-            )
+            system_event_emit("bridge.down", "Telegram bridge @ops: disconnected", session="ops")
         expect(state).to_have_text("live", timeout=WAIT_MS)
         expect(page.locator("#system-events li .summary")).to_have_text(
             ["Telegram bridge @ops: disconnected"], timeout=WAIT_MS
