@@ -28,6 +28,10 @@ SCHEDULES = {
         "schedule_type": "I",
         "minutes": 2,
     },
+    "retention: delete old events, external calls and webhook deliveries": {
+        "func": "aisystem.tasks.purge_expired_records",
+        "schedule_type": "D",  # daily
+    },
     "integrations: delete connect links a day past their expiry": {
         "func": "aisystem.tasks.purge_connect_links",
         "schedule_type": "I",

@@ -237,6 +237,13 @@ WEBHOOK_DISABLE_AFTER_DAYS = env_int("AISYSTEM_WEBHOOK_DISABLE_AFTER_DAYS", 5, m
 # After "rotate secret", the old secret signs too for this long.
 WEBHOOK_ROTATION_OVERLAP_HOURS = env_int("AISYSTEM_WEBHOOK_ROTATION_OVERLAP_HOURS", 24, minimum=0)
 
+# --- Retention (aisystem/services/retention.py): days kept, purged daily in batches -----------
+RETENTION = {
+    "EVENTS_DAYS": env_int("AISYSTEM_RETENTION_EVENTS_DAYS", 30, minimum=1),
+    "EXTERNAL_CALLS_DAYS": env_int("AISYSTEM_RETENTION_EXTERNAL_CALLS_DAYS", 30, minimum=1),
+    "WEBHOOK_DELIVERIES_DAYS": env_int("AISYSTEM_RETENTION_WEBHOOK_DELIVERIES_DAYS", 14, minimum=1),
+}
+
 # --- Reminders (aisystem/services/reminders.py) ---------------------------------------------
 # The most active reminders and scheduled prompts one person may have; past it, /remind says so.
 AISYSTEM_REMINDERS_PER_PERSON = env_int("AISYSTEM_REMINDERS_PER_PERSON", 50, minimum=1)

@@ -43,3 +43,13 @@ def webhook_deliveries_due() -> int:
     from aisystem.webhooks.delivery import webhook_deliveries_sweep
 
     return webhook_deliveries_sweep()
+
+
+def purge_expired_records() -> str:
+    from aisystem.services.retention import retention_purge
+
+    purged = retention_purge()
+    return (
+        f"{purged.events} events, {purged.external_calls} external calls, "
+        f"{purged.webhook_deliveries} webhook deliveries"
+    )

@@ -1,0 +1,63 @@
+"""Retention: old events, external calls and webhook deliveries are deleted, in batches.
+
+Each table has its limit in days (``settings.RETENTION``, from ``AISYSTEM_RETENTION_*``). The
+daily job deletes at most ``batch`` rows per statement (by primary key, oldest first), so no
+statement holds a long lock: SQLite has one writer, and PostgreSQL would otherwise lock a
+whole day's rows at once. A delivery still being sent, or waiting for a retry, is kept with
+its event however old they are: retention never loses an undelivered event. Messages are
+kept; per-workspace message retention is not built yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Model, QuerySet
+from django.utils import timezone
+
+from aisystem.models import Event, ExternalCall, WebhookDelivery
+
+BATCH = 1000
+_OPEN = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING)
+
+
+@dataclass(frozen=True)
+class Purged:
+    events: int
+    external_calls: int
+    webhook_deliveries: int
+
+
+def retention_purge(*, now: datetime | None = None, batch: int = BATCH) -> Purged:
+    """Delete what is past its retention; returns how many rows of each went."""
+    now = now or timezone.now()
+    days = settings.RETENTION
+    deliveries = WebhookDelivery.objects.filter(
+        created_at__lt=now - timedelta(days=days["WEBHOOK_DELIVERIES_DAYS"])
+    ).exclude(status__in=_OPEN)
+    events = Event.objects.filter(created_at__lt=now - timedelta(days=days["EVENTS_DAYS"])).exclude(
+        webhook_deliveries__status__in=_OPEN
+    )
+    calls = ExternalCall.objects.filter(
+        created_at__lt=now - timedelta(days=days["EXTERNAL_CALLS_DAYS"])
+    )
+    return Purged(
+        webhook_deliveries=_in_batches(deliveries, batch),
+        events=_in_batches(events, batch),
+        external_calls=_in_batches(calls, batch),
+    )
+
+
+def _in_batches(rows: QuerySet[Model], batch: int) -> int:
+    """Delete ``rows`` ``batch`` primary keys at a time, each batch its own transaction."""
+    total = 0
+    while True:
+        keys = list(rows.order_by("pk").values_list("pk", flat=True)[:batch])
+        if not keys:
+            return total
+        with transaction.atomic():
+            rows.model._default_manager.filter(pk__in=keys).delete()
+        total += len(keys)
