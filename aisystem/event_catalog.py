@@ -126,6 +126,28 @@ class ReminderSent(TypedDict):
     recurring: NotRequired[bool]
 
 
+class CredentialsAllCooling(TypedDict):
+    """No API key is usable: each is cooling down (or out of rotation)."""
+
+    credentials: int
+    next_available_at: str | None
+
+
+class CredentialAvailable(TypedDict):
+    label: str
+    credential_id: int | None
+
+
+class BudgetWarning(TypedDict):
+    """Today's usage of an identity passed 80 % of a daily budget (``budget`` says which)."""
+
+    identity_id: int
+    budget: str  # "tokens" or "cost"
+    used: str
+    limit: str
+    percent: int
+
+
 class GateAllowed(TypedDict):
     rule: int | None
 
@@ -327,6 +349,25 @@ _TYPES = [
         ReminderSent,
         "A reminder or scheduled prompt was delivered.",
         {"reminder_id": 12, "late_seconds": 0, "recurring": False},
+    ),
+    # Internal for now, emitted for alerts (``aisystem.alerts``); alert rules may name them.
+    _internal(
+        "credential.all_cooling",
+        CredentialsAllCooling,
+        "Every API key is cooling down: Claude calls wait for the first to come back.",
+        {"credentials": 2, "next_available_at": "2026-01-01T09:00:30+00:00"},
+    ),
+    _internal(
+        "credential.available",
+        CredentialAvailable,
+        "An API key is usable again after every key was cooling down.",
+        {"label": "primary", "credential_id": 1},
+    ),
+    _internal(
+        "budget.warning",
+        BudgetWarning,
+        "An identity used 80 % of a daily token or cost budget today (once a day per budget).",
+        {"identity_id": 7, "budget": "tokens", "used": "40500", "limit": "50000", "percent": 81},
     ),
     # Internal: the live feed's detail.
     _internal(

@@ -45,6 +45,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from aisystem.alerts.dispatch import alerts_enqueue
 from aisystem.event_catalog import EventSchemaError, event_is_public, event_validate
 from aisystem.models import Event, WebhookDelivery, WebhookSubscription
 
@@ -100,6 +101,7 @@ def events_record(
     with transaction.atomic(savepoint=False):
         Event.objects.bulk_create(rows)
         _webhooks_fan_out(rows)
+        alerts_enqueue(rows)  # staff alerts: claimed here, sent after commit; never raises
     if settings.LIVE_FEED["SOURCE"] == "channel_layer":
         payloads = [event_payload(row) for row in rows]
         transaction.on_commit(partial(_broadcast, payloads))

@@ -37,6 +37,11 @@ SCHEDULES = {
         "schedule_type": "I",
         "minutes": 60,
     },
+    "alerts: watch the bridge's heartbeat and the keys, send alerts left pending": {
+        "func": "aisystem.tasks.alerts_watchdog",
+        "schedule_type": "I",
+        "minutes": 1,
+    },
     "webhooks: send due retries and deliveries whose worker stopped": {
         "func": "aisystem.tasks.webhook_deliveries_due",
         "schedule_type": "I",
@@ -53,3 +58,12 @@ def ensure_schedules(sender: Any, **kwargs: Any) -> None:
 
     for name, fields in SCHEDULES.items():
         Schedule.objects.update_or_create(name=name, defaults=fields)
+
+
+@receiver(post_migrate)
+def ensure_alert_rules(sender: Any, **kwargs: Any) -> None:
+    if getattr(sender, "name", "") != "aisystem":
+        return
+    from aisystem.alerts.defaults import alert_rules_defaults_ensure
+
+    alert_rules_defaults_ensure()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aisystem.services.rate_limits import rate_counters_purge
+
+if TYPE_CHECKING:
+    from aisystem.alerts.ports import AlertPorts
 
 
 def purge_rate_counters() -> int:
@@ -43,6 +48,34 @@ def webhook_deliveries_due() -> int:
     from aisystem.webhooks.delivery import webhook_deliveries_sweep
 
     return webhook_deliveries_sweep()
+
+
+def alerts_deliver(alert_ids: list[int]) -> int:
+    from aisystem.alerts.dispatch import alerts_deliver as deliver
+
+    return deliver(alert_ids=alert_ids, outbox_enqueue=alert_ports().outbox_enqueue)
+
+
+def alerts_check(event_ids: list[int]) -> int:
+    from aisystem.alerts.conditions import conditions_check
+
+    return conditions_check(event_ids=event_ids, ports=alert_ports())
+
+
+def alerts_watchdog() -> str:
+    from aisystem.alerts.watchdog import alerts_watchdog_run
+
+    return repr(alerts_watchdog_run(ports=alert_ports()))
+
+
+def alert_ports() -> AlertPorts:
+    """The services alerts call out to (``aisystem.alerts.ports`` says why they are passed)."""
+    from aisystem.alerts.ports import AlertPorts
+    from aisystem.events import system_event_emit
+    from aisystem.selectors import identity_usage_today
+    from aisystem.services.outbox import outbox_enqueue
+
+    return AlertPorts(system_event_emit, outbox_enqueue, identity_usage_today)
 
 
 def purge_expired_records() -> str:

@@ -2,10 +2,12 @@
 
 from aisystem.admin import (  # noqa: F401
     access,
+    alerts,
     connections,
     conversations,
     delivery,
     identities,
     integrations,
+    queue,
     webhooks,
 )

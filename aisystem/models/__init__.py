@@ -1,6 +1,7 @@
 """The data model. One module per sub-domain; everything is re-exported here."""
 
 from aisystem.models.access import AccessRule, RateCounter, RateLimitPolicy
+from aisystem.models.alerts import Alert, AlertCondition, AlertRule, AlertState
 from aisystem.models.choices import (
     AccessAction,
     ChatType,
@@ -32,6 +33,10 @@ from aisystem.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSub
 __all__ = [
     "AccessAction",
     "AccessRule",
+    "Alert",
+    "AlertCondition",
+    "AlertRule",
+    "AlertState",
     "ApiCredential",
     "ApiToken",
     "Chat",

@@ -22,6 +22,8 @@ from django_q.signing import SignedPackage
 from aisystem.models import (
     AccessAction,
     AccessRule,
+    Alert,
+    AlertRule,
     ApiToken,
     ConnectLink,
     Conversation,
@@ -87,6 +89,12 @@ def a_row_of_everything() -> dict[type[Model], Model]:
             subscription=hook,
             event=Event.objects.create(kind="job.failed", summary="failed"),
             webhook_id="msg_admin",
+        ),
+        rule := AlertRule.objects.create(
+            name="ops", event_types=["job.failed"], destination="email"
+        ),
+        Alert.objects.create(
+            rule=rule, kind="job.failed", summary="failed", window_ends_at=timezone.now()
         ),
         IntegrationAccount.objects.create(user=user, provider="github", uid="1"),
         ConnectLink.objects.create(

@@ -1,0 +1,152 @@
+"""Conditions no single event states: the last key going cooling, a key back, a budget at
+80 % — each reported once per change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from aisystem.alerts.conditions import budget_check, credentials_check
+from aisystem.events import PendingEvent, events_record, system_event_emit
+from aisystem.models import Alert, CredentialStatus, Direction, Event, RateLimitPolicy
+from tests.alerts.conftest import Emit, queued
+from tests.factories import ApiCredentialFactory, IdentityFactory, MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def kinds(prefix: str) -> list[str]:
+    return list(
+        Event.objects.filter(kind__startswith=prefix).order_by("id").values_list("kind", flat=True)
+    )
+
+
+def cooling(seconds: float = 30, **fields: Any) -> Any:
+    return ApiCredentialFactory(
+        status=CredentialStatus.COOLING_DOWN,
+        cooldown_until=timezone.now() + timedelta(seconds=seconds),
+        **fields,
+    )
+
+
+def test_every_key_cooling_is_reported_once(commit: Callable[..., Any]) -> None:
+    cooling(), cooling()
+    ApiCredentialFactory(status=CredentialStatus.INVALID)
+    now = timezone.now()
+
+    counts = [commit(credentials_check, emit=system_event_emit, now=now) for _ in "ab"]
+
+    assert counts == [1, 0]
+    event = Event.objects.get(kind="credential.all_cooling")
+    assert event.data["credentials"] == 2 and event.level == "error"
+
+
+def test_one_key_still_active_means_no_report(commit: Callable[..., Any]) -> None:
+    cooling()
+    ApiCredentialFactory(status=CredentialStatus.ACTIVE)
+
+    commit(credentials_check, emit=system_event_emit, now=timezone.now())
+
+    assert kinds("credential.") == []
+
+
+def test_a_key_whose_cooldown_ran_out_is_reported_available(commit: Callable[..., Any]) -> None:
+    key = cooling(seconds=30)
+    commit(credentials_check, emit=system_event_emit, now=timezone.now())
+
+    later = timezone.now() + timedelta(seconds=31)
+    commit(credentials_check, emit=system_event_emit, now=later)
+    commit(credentials_check, emit=system_event_emit, now=later)
+
+    assert kinds("credential.") == ["credential.all_cooling", "credential.available"]
+    assert Event.objects.get(kind="credential.available").data["credential_id"] == key.pk
+
+
+def test_the_cooling_event_of_the_last_active_key_alerts_every_key_cooling(
+    email_rule: Callable[..., Any], emit: Emit, run_jobs: Callable[[], int]
+) -> None:
+    """The store records ``credential.cooling`` before it updates the key's row: the check
+    counts the key as cooling from the event alone."""
+    email_rule("credential.all_cooling")
+    cooling()
+    last = ApiCredentialFactory(status=CredentialStatus.ACTIVE, label="last")
+
+    emit("credential.cooling", label="last", credential_id=last.pk, seconds=30.0)
+    assert queued("aisystem.tasks.alerts_check")
+    run_jobs()
+
+    assert kinds("credential.") == ["credential.cooling", "credential.all_cooling"]
+    assert len(mail.outbox) == 1 and "Every Anthropic key is cooling down" in mail.outbox[0].subject
+
+
+def test_without_a_rule_for_it_no_check_is_queued(emit: Emit) -> None:
+    last = ApiCredentialFactory(status=CredentialStatus.ACTIVE)
+
+    emit("credential.cooling", label="k", credential_id=last.pk, seconds=30.0)
+
+    assert queued("aisystem.tasks.alerts_check") == []
+
+
+def spend(identity: Any, tokens: int) -> Any:
+    return MessageFactory(
+        identity=identity, direction=Direction.OUTBOUND, input_tokens=tokens, output_tokens=0
+    )
+
+
+def test_a_budget_at_80_percent_warns_once_a_day(ports: Any, commit: Callable[..., Any]) -> None:
+    identity = IdentityFactory()
+    RateLimitPolicy.objects.create(name="p", identity=identity, daily_token_budget=1000)
+    first = spend(identity, 500)
+    now = timezone.now()
+
+    below = commit(budget_check, message_id=first.pk, ports=ports, now=now)
+    second = spend(identity, 350)
+    counts = [commit(budget_check, message_id=second.pk, ports=ports, now=now) for _ in "ab"]
+
+    assert (below, counts) == (0, [1, 0])
+    event = Event.objects.get(kind="budget.warning")
+    assert event.data == {
+        "identity_id": identity.pk,
+        "budget": "tokens",
+        "used": "850",
+        "limit": "1000",
+        "percent": 85,
+    }
+
+
+def test_a_cost_budget_counts_too(ports: Any, commit: Callable[..., Any]) -> None:
+    identity = IdentityFactory()
+    RateLimitPolicy.objects.create(name="p", identity=identity, daily_cost_budget=Decimal("1.00"))
+    message = MessageFactory(
+        identity=identity, direction=Direction.OUTBOUND, cost_usd=Decimal("0.9")
+    )
+
+    commit(budget_check, message_id=message.pk, ports=ports, now=timezone.now())
+
+    assert Event.objects.get(kind="budget.warning").data["budget"] == "cost"
+
+
+ANSWERED = {"status": "answered", "reason": "", "delivered": True, "parts": 1, "reply": "",
+            "cost_usd": "0"}  # fmt: skip
+
+
+def test_an_answered_message_near_budget_alerts_staff(
+    email_rule: Callable[..., Any], commit: Callable[..., Any], run_jobs: Callable[[], int]
+) -> None:
+    email_rule("budget.warning", "budget.exceeded")
+    identity = IdentityFactory()
+    RateLimitPolicy.objects.create(name="p", identity=identity, daily_token_budget=100)
+    message = spend(identity, 90)
+
+    answered = PendingEvent(kind="message.answered", summary="answered", data=ANSWERED)
+    commit(events_record, [answered], message_id=message.pk)
+    run_jobs()
+
+    assert kinds("budget.") == ["budget.warning"]
+    assert Alert.objects.get().kind == "budget.warning" and len(mail.outbox) == 1
