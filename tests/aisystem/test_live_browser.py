@@ -88,6 +88,16 @@ SOCKET_CLOSE_CODE = """
 })
 """
 
+
+def refusal_code(page: Any) -> int | None:
+    """The close code of a live-feed socket opened from ``page``. Daphne now and then drops
+    a connection closed right after its handshake without sending the close frame (the
+    browser reports 1006, abnormal closure; seen once in CI on PostgreSQL): a second socket
+    then shows the code the server sent. Any other code, or an open socket, is returned as is."""
+    code: int | None = page.evaluate(SOCKET_CLOSE_CODE)
+    return page.evaluate(SOCKET_CLOSE_CODE) if code == 1006 else code
+
+
 CHART_MESSAGES = """
 () => Array.from(document.querySelectorAll("#chart title")).reduce(
   (sum, title) => sum + Number((title.textContent.match(/: (\\d+) messages/) || [0, 0])[1]), 0)
@@ -367,12 +377,12 @@ def test_in_chromium_the_live_feed_sends_others_to_sign_in_and_refuses_their_soc
         page.goto(f"{site.base}/live/")
         assert page.url == f"{site.base}/admin/login/?next=/live/"
         assert "not authorized to access this page" in page.inner_text("body")
-        assert page.evaluate(SOCKET_CLOSE_CODE) == 4403
+        assert refusal_code(page) == 4403
         page.screenshot(path=str(ARTIFACTS / "live-refused.png"), full_page=True)
 
         stranger.goto(f"{site.base}/live/")
         assert stranger.url == f"{site.base}/admin/login/?next=/live/"
-        assert stranger.evaluate(SOCKET_CLOSE_CODE) == 4401
+        assert refusal_code(stranger) == 4401
 
 
 def test_in_chromium_the_live_feed_reconnects_after_a_restart_and_catches_up(
