@@ -83,6 +83,6 @@ def purge_expired_records() -> str:
 
     purged = retention_purge()
     return (
-        f"{purged.events} events, {purged.external_calls} external calls, "
-        f"{purged.webhook_deliveries} webhook deliveries"
+        f"{purged.messages} messages, {purged.events} events, "
+        f"{purged.external_calls} external calls, {purged.webhook_deliveries} webhook deliveries"
     )

@@ -31,6 +31,13 @@ class Workspace(models.Model):
     max_tokens = models.PositiveIntegerField(default=1024, validators=[MinValueValidator(1)])
     history_max_messages = models.PositiveIntegerField(default=20)
     history_max_tokens = models.PositiveIntegerField(default=8000)
+    message_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Delete this workspace's finished messages older than this many days "
+        "(a daily job); empty keeps them.",
+    )
     is_default = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)

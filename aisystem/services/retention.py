@@ -5,7 +5,9 @@ daily job deletes at most ``batch`` rows per statement (by primary key, oldest f
 statement holds a long lock: SQLite has one writer, and PostgreSQL would otherwise lock a
 whole day's rows at once. A delivery still being sent, or waiting for a retry, is kept with
 its event however old they are: retention never loses an undelivered event. Messages are
-kept; per-workspace message retention is not built yet.
+kept unless their workspace sets ``message_retention_days``; then its finished messages
+(answered, delivered, rejected, ignored, failed) older than that go. A message still on its
+way (received, processing, deferred, interrupted) is kept, however old.
 """
 
 from __future__ import annotations
@@ -18,10 +20,24 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from aisystem.models import Event, ExternalCall, WebhookDelivery
+from aisystem.models import (
+    Event,
+    ExternalCall,
+    Message,
+    MessageStatus,
+    WebhookDelivery,
+    Workspace,
+)
 
 BATCH = 1000
 _OPEN = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING)
+_FINISHED = (
+    MessageStatus.ANSWERED,
+    MessageStatus.DELIVERED,
+    MessageStatus.REJECTED,
+    MessageStatus.IGNORED,
+    MessageStatus.FAILED,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,7 @@ class Purged:
     events: int
     external_calls: int
     webhook_deliveries: int
+    messages: int = 0
 
 
 def retention_purge(*, now: datetime | None = None, batch: int = BATCH) -> Purged:
@@ -44,10 +61,21 @@ def retention_purge(*, now: datetime | None = None, batch: int = BATCH) -> Purge
     calls = ExternalCall.objects.filter(
         created_at__lt=now - timedelta(days=days["EXTERNAL_CALLS_DAYS"])
     )
+    messages = 0
+    for workspace_id, keep_days in Workspace.objects.filter(
+        message_retention_days__isnull=False
+    ).values_list("pk", "message_retention_days"):
+        old = Message.objects.filter(
+            conversation__workspace_id=workspace_id,
+            created_at__lt=now - timedelta(days=keep_days or 0),  # not null: filtered above
+            status__in=_FINISHED,
+        )
+        messages += _in_batches(old, batch)
     return Purged(
         webhook_deliveries=_in_batches(deliveries, batch),
         events=_in_batches(events, batch),
         external_calls=_in_batches(calls, batch),
+        messages=messages,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from aisystem.models import Event, ExternalCall, WebhookDelivery, WebhookSubscription
+from aisystem.models import Event, ExternalCall, Message, WebhookDelivery, WebhookSubscription
 from aisystem.services.retention import retention_purge
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +83,28 @@ def test_the_daily_schedule_is_installed() -> None:
 
     schedule = Schedule.objects.get(func="aisystem.tasks.purge_expired_records")
     assert schedule.schedule_type == Schedule.DAILY
+
+
+def test_a_workspace_with_message_retention_loses_its_old_finished_messages_only() -> None:
+    from tests.factories import ConversationFactory, MessageFactory
+
+    short = ConversationFactory(workspace__message_retention_days=7)
+    forever = ConversationFactory()
+    gone = MessageFactory(
+        conversation=short, chat=short.chat, status="answered", created_at=days_ago(8)
+    )
+    recent = MessageFactory(
+        conversation=short, chat=short.chat, status="answered", created_at=days_ago(6)
+    )
+    waiting = MessageFactory(
+        conversation=short, chat=short.chat, status="deferred", created_at=days_ago(30)
+    )
+    kept = MessageFactory(
+        conversation=forever, chat=forever.chat, status="answered", created_at=days_ago(400)
+    )
+
+    assert retention_purge(now=NOW, batch=1).messages == 1
+
+    remaining = set(Message.objects.values_list("pk", flat=True))
+    assert remaining == {recent.pk, waiting.pk, kept.pk}
+    assert gone.pk not in remaining
