@@ -47,9 +47,6 @@ class Provider(ABC):
         Only such an address may associate a sign-in with an existing user."""
         return ""
 
-    def can_refresh(self, extra_data: dict[str, Any]) -> bool:
-        return bool(extra_data.get("refresh_token"))
-
 
 def expiry_from(data: dict[str, Any], now: datetime | None = None) -> datetime | None:
     """When a token answer's access token expires (``expires_in`` seconds, as OAuth gives it),

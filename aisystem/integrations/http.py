@@ -41,17 +41,18 @@ class Unauthorized(IntegrationError):
 
 
 class ApiClient:
-    """Calls one provider's REST API with one access token."""
+    """Calls one provider's REST API. One session (so one connection pool) per client; the
+    person's token is set before each call (``use_token``), since a refresh may change it."""
 
-    def __init__(
-        self, *, service: str, base_url: str, token: str, headers: Mapping[str, str] = {}
-    ) -> None:
+    def __init__(self, *, service: str, base_url: str, headers: Mapping[str, str] = {}) -> None:
         self.service = service
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._session = requests.Session()
         self._session.headers.update(headers)
-        self._session.headers["Authorization"] = f"Bearer {token}"
         self._session.headers["User-Agent"] = "aisystem"
+
+    def use_token(self, token: str) -> None:
+        self._session.headers["Authorization"] = f"Bearer {token}"
 
     def request(
         self,

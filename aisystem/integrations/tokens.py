@@ -154,6 +154,7 @@ class ProviderApi:
 
     def __init__(self, account_id: int) -> None:
         self.account_id = account_id
+        self._client: ApiClient | None = None
 
     def base_url(self) -> str:
         raise NotImplementedError
@@ -167,12 +168,12 @@ class ProviderApi:
         params: dict[str, Any] | None = None,
         json: Any = None,
     ) -> Any:
-        client = ApiClient(
-            service=self.service,
-            base_url=self.base_url(),
-            token=access_token(self.account_id),
-            headers=self.headers,
-        )
+        if self._client is None:
+            self._client = ApiClient(
+                service=self.service, base_url=self.base_url(), headers=self.headers
+            )
+        client = self._client
+        client.use_token(access_token(self.account_id))
         try:
             return client.request(method, path, operation=operation, params=params, json=json)
         except Unauthorized:

@@ -83,7 +83,7 @@ def test_creating_an_issue_and_a_comment(github: FakeGitHub) -> None:
     comment = api.comment_issue("alice/web", issue["number"], body="On it.")
 
     assert issue["html_url"].endswith("/alice/web/issues/1")
-    assert "issuecomment" in comment["html_url"] or comment["html_url"]
+    assert comment["html_url"].startswith(issue["html_url"] + "#issuecomment-")
     assert api.get_issue("alice/web", issue["number"])["title"] == "Fix login"
     assert [i["title"] for i in api.list_issues("alice/web")] == ["Fix login"]
 
