@@ -47,6 +47,7 @@ class MessageOutcome(TypedDict):
     cost_usd: str
     timings_ms: NotRequired[dict[str, float]]
     deferred: NotRequired[bool]  # answered later, once Claude was back
+    background: NotRequired[bool]  # answered by a background task (/bg, a large PDF)
     queued: NotRequired[bool]  # handed to the outbox rather than delivered at once
     outcome: NotRequired[str]  # the agent's outcome, for answers produced later
     text: NotRequired[str]  # the answer's full text: carried for REST API chats only

@@ -18,6 +18,11 @@ SCHEDULES = {
         "schedule_type": "I",
         "minutes": 1,
     },
+    "pipeline: queue again background answers whose task or worker was lost": {
+        "func": "aisystem.tasks.sweep_background_answers",
+        "schedule_type": "I",
+        "minutes": 1,
+    },
     "reminders: deliver due reminders and answer scheduled prompts": {
         "func": "aisystem.tasks.deliver_due_reminders",
         "schedule_type": "I",

@@ -20,6 +20,18 @@ def answer_deferred_messages() -> int:
     return deferred_answer()
 
 
+def answer_in_background(message_pk: int) -> str:
+    from pipeline.background import background_answer
+
+    return background_answer(message_pk)
+
+
+def sweep_background_answers() -> int:
+    from pipeline.background import background_sweep
+
+    return background_sweep()
+
+
 def deliver_due_reminders() -> int:
     from pipeline.reminders.delivery import reminders_deliver_due
 

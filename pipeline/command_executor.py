@@ -39,6 +39,7 @@ from aisystem.models import (
 )
 from aisystem.selectors import identity_usage_today
 from aisystem.services.conversations import conversations_end
+from pipeline.background import background_cancel
 from pipeline.claude.client import claude_status
 from pipeline.commands import COMMANDS, help_text
 from pipeline.reminders.commands import remind_command, reminders_command, timezone_command
@@ -81,6 +82,7 @@ def command_execute(*, name: str, args: str, context: MessageContext) -> Command
         "remind": _remind,
         "reminders": _reminders,
         "timezone": _timezone,
+        "bg": _bg,
     }
     return handlers[name](args, context)
 
@@ -221,7 +223,19 @@ def _cancel(args: str, context: MessageContext) -> CommandOutcome:
     reply = pending_action_cancel(
         identity_id=context.identity_id, chat_id=context.chat_pk, action_id=number
     )
+    if number is None:  # a bare /cancel also stops the sender's background answers here
+        cancelled = background_cancel(chat_pk=context.chat_pk, identity_id=context.identity_id)
+        said = [reply or ""] + [f"Cancelled the background task “{text}”." for text in cancelled]
+        reply = "\n\n".join(part for part in said if part)
     return CommandOutcome(reply=reply or "", cancel_requested=True)
+
+
+def _bg(args: str, context: MessageContext) -> CommandOutcome:
+    """``/bg`` alone (``/bg <task>`` goes to the agent, in the background)."""
+    return CommandOutcome(
+        reply="Tell me what to work on, e.g. `/bg summarise the open issues in acme/web`. "
+        "I'll say I'm on it, and send the answer here when it's ready."
+    )
 
 
 def _remind(args: str, context: MessageContext) -> CommandOutcome:

@@ -28,6 +28,9 @@ COMMANDS: Mapping[str, str] = MappingProxyType(
         "remind": "Remind you of something later, or answer a prompt on a schedule",
         "reminders": "List your reminders, or cancel one",
         "timezone": "Show or set your time zone (reminders use it)",
+        "bg": "Work on a task in the background and send the answer when it is ready",
+        "export": "Send you everything I keep about you, as a JSON file",
+        "forget": "Delete your messages and what I know about you (asks first)",
     }
 )
 
@@ -40,6 +43,7 @@ _ARGUMENT_HINTS: Mapping[str, str] = MappingProxyType(
         "remind": "in 10m | at YYYY-MM-DD HH:MM | every weekday HH:MM …",
         "reminders": "[cancel N]",
         "timezone": "[Area/City]",
+        "bg": "task",
     }
 )
 

@@ -217,6 +217,7 @@ def deferred_answer(*, limit: int = BATCH_SIZE, client: ClaudeAPI | None = None)
         return 0
     pending = list(
         Message.objects.filter(direction=Direction.INBOUND, status=MessageStatus.DEFERRED)
+        .exclude(status_reason="background")  # pipeline.background answers those
         .order_by("created_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -25,7 +25,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from aisystem.events import PendingEvent
 from aisystem.models import MessageKind, MessageStatus
-from pipeline import admission, outcomes
+from pipeline import admission, background, outcomes
 from pipeline.agent import AgentOrchestrator, ChatTasks, ClaudeAPI, TextCallback
 from pipeline.agent_request import AttachmentLimits
 from pipeline.claude import store as claude_store
@@ -82,6 +82,8 @@ logger = logging.getLogger(__name__)
 _admit = sync_to_async(admission.admit)
 _message_finish = sync_to_async(outcomes.message_finish)
 _calls_record = sync_to_async(claude_store.calls_record)
+_background_hold = sync_to_async(background.background_hold)
+_background_enqueue = sync_to_async(background.background_enqueue)
 _command_execute = sync_to_async(command_execute)
 # Commands that call a provider (/confirm runs the write, /disconnect revokes) run in a thread
 # of their own, so a slow provider does not hold up the one every other ORM call shares.
@@ -165,7 +167,10 @@ class UnifiedMessageProcessor:
         journey.lap("route", since)
         journey.events.append(route_event(plan))
         reply = await self._handle(message, transport, context, plan, journey)
-        return await self._finish(message, context, reply, journey)
+        result = await self._finish(message, context, reply, journey)
+        if reply.reason == background.BACKGROUND:  # queued once its outcome is recorded
+            await _background_enqueue(context.message_pk)
+        return result
 
     async def _reject(
         self,
@@ -205,6 +210,11 @@ class UnifiedMessageProcessor:
                 status=MessageStatus.ANSWERED,
                 reason=plan.reason,
             )
+        elif plan.background:  # the agent, in a django-q2 task (pipeline.background)
+            await _background_hold(
+                message_pk=context.message_pk, attachments=message.attachments, now=self.clock()
+            )
+            reply = Reply(background.WORKING_ON_IT, MessageStatus.DEFERRED, background.BACKGROUND)
         else:
             return await self._answer(message, transport, context, plan, journey)
         since = time.perf_counter()
@@ -212,6 +222,12 @@ class UnifiedMessageProcessor:
             transport, message.chat_id, reply.text, reply_to=message.message_id
         )
         journey.lap("delivery", since)
+        if reply.reason == background.BACKGROUND:  # waits for its task whatever the notice did
+            return replace(
+                with_delivery(reply, delivery),
+                status=MessageStatus.DEFERRED,
+                reason=background.BACKGROUND,
+            )
         return with_delivery(reply, delivery)
 
     async def _command(

@@ -28,7 +28,7 @@ PRIORITY_INTERACTIVE = 5
 PRIORITY_EDITED = 6  # edited and forwarded messages
 PRIORITY_CATCH_UP = 8
 
-# During catch-up, an attachment at least this large goes to a background job.
+# A PDF at least this large goes to a background job; during catch-up, any attachment does.
 LARGE_MEDIA_BYTES = 1024 * 1024
 
 _ATTACHMENT_KINDS: Mapping[str, ContentKind] = MappingProxyType(
@@ -106,10 +106,11 @@ def route(
       "unsupported" with a reason for ``unsupported_reply``.
     * Priority: commands 0, interactive 5, edited/forwarded 6, catch-up 8 (commands stay 0:
       they are cheap and need no model).
-    * ``background`` is True only for catch-up messages bound for the agent that carry a
-      PDF or an attachment of 1 MB or more: after downtime the backlog is answered in
-      order, and such requests would hold up the small messages queued behind them. A
-      user who is waiting right now is never sent to the background.
+    * ``background`` is True for ``/bg <task>`` (the agent answers the task), for a PDF of
+      1 MB or more (reading it takes Claude long enough that the sender is better told
+      "working on it" than left watching), and for catch-up messages with a PDF or any
+      attachment of 1 MB or more (after downtime they would hold up the small messages
+      queued behind them). ``/bg`` alone goes to the command handler, which explains it.
     """
     limits = limits or AttachmentLimits()
     message_type, kind = classify(message)
@@ -125,6 +126,15 @@ def route(
     )
     if not _is_addressed(message, context, command):
         return replace(base, reason="not_addressed")
+    if command is not None and command.name == "bg" and command.args:
+        return replace(
+            base,
+            handler="agent",
+            background=True,
+            priority=PRIORITY_INTERACTIVE,
+            command=command.name,
+            command_args=command.args,
+        )
     if command is not None:
         return replace(base, handler="command", command=command.name, command_args=command.args)
     reason = _unsupported_reason(message, kind, limits)
@@ -166,12 +176,12 @@ def _unsupported_reason(
 
 
 def _runs_in_background(message: InboundMessage, limits: AttachmentLimits) -> bool:
-    if not message.is_catch_up:
-        return False
     for attachment in message.attachments:
         size = len(attachment.data) if attachment.data is not None else attachment.size or 0
         pdf = inspect_attachment(attachment, limits).type == "pdf"
-        if pdf or size >= LARGE_MEDIA_BYTES:
+        if pdf and size >= LARGE_MEDIA_BYTES:
+            return True
+        if message.is_catch_up and (pdf or size >= LARGE_MEDIA_BYTES):
             return True
     return False
 

@@ -15,7 +15,7 @@ from aisystem.models.choices import (
     Role,
     Transport,
 )
-from aisystem.models.conversations import Conversation, Message, Workspace
+from aisystem.models.conversations import Conversation, HeldAttachment, Message, Workspace
 from aisystem.models.delivery import OutboxItem, TelegramPeer, TelegramSession
 from aisystem.models.events import CircuitBreaker, Event
 from aisystem.models.identities import Chat, Identity
@@ -48,6 +48,7 @@ __all__ = [
     "Direction",
     "Event",
     "ExternalCall",
+    "HeldAttachment",
     "Identity",
     "IntegrationAccount",
     "IntegrationStatus",

@@ -135,6 +135,11 @@ class Message(models.Model):
         null=True, blank=True, help_text="When the transport says it was sent."
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Who is answering it now, and until when: a process answering a message away from its
+    # sender (a background answer) renews the lease while it works, so that a lease left to
+    # expire marks an answer whose process died, to be taken over and answered once.
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -159,3 +164,25 @@ class Message(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+class HeldAttachment(models.Model):
+    """An attachment kept for an answer given away from its sender (a background answer of a
+    large PDF), so that any worker on any host can read it. Deleted once the message is
+    answered, cancelled or expired; the bytes are no more secret than the message's text."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="held_attachments")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=16)
+    mime_type = models.CharField(max_length=100, blank=True)
+    file_name = models.CharField(max_length=255, blank=True)
+    data = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "position"], name="held_attachment_order"),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name or f"{self.kind} #{self.position}"

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aisystem.events import PendingEvent, preview
+from aisystem.events import PendingEvent
 from aisystem.models import (
     Direction,
     Identity,
@@ -37,7 +37,6 @@ from aisystem.models import (
     MessageKind,
     MessageStatus,
     ReminderKind,
-    Transport,
 )
 from aisystem.services.reminders import (
     ClaimedReminder,
@@ -54,6 +53,7 @@ from pipeline import conversations, outcomes
 from pipeline.agent import AgentOrchestrator, ClaudeAPI
 from pipeline.agent_request import AttachmentLimits
 from pipeline.claude.client import ClaudeClient
+from pipeline.late import late_answer_event
 from pipeline.replies import Reply, agent_reply
 from pipeline.tools import ToolsFor, tools_for_message
 from pipeline.type_router import TypeRouter
@@ -241,25 +241,15 @@ def _answer_event(
     queued: bool,
     now: datetime,
 ) -> PendingEvent:
-    """The answer as the catalog's ``message.answered`` (or ``.failed``), as a deferred
+    """The answer as the catalog's ``message.answered`` (or ``.failed``), as any late
     answer's: a REST integrator's webhook carries the whole text (it has no other push)."""
-    data: dict[str, object] = {
-        "status": str(reply.status),
-        "reason": "reminder",
-        "delivered": not queued,
-        "parts": 1,
-        "reply": preview(text),
-        "cost_usd": str(response.cost_usd),
-        "queued": queued,
-        "outcome": response.outcome,
-    }
-    if claimed.transport == Transport.API:
-        data["text"] = text
-    answered = reply.status == MessageStatus.ANSWERED
-    return PendingEvent(
-        kind=f"message.{reply.status}",
-        summary="Scheduled prompt answered" if answered else "Scheduled prompt failed",
-        level="info" if answered else "warning",
-        data=data,
+    return late_answer_event(
+        transport=claimed.transport,
+        reply=reply,
+        response=response,
+        text=text,
+        reason="reminder",
+        queued=queued,
+        summary=("Scheduled prompt answered", "Scheduled prompt failed"),
         created_at=now,
     )

@@ -293,9 +293,22 @@ def test_a_large_catch_up_photo_runs_in_the_background_but_a_small_one_does_not(
     assert plan_for(message(is_catch_up=True, attachments=(small,))).background is False
 
 
-def test_an_interactive_pdf_is_never_sent_to_the_background() -> None:
-    pdf = Attachment(kind="document", file_name="r.pdf", data=PDF)
-    assert plan_for(message(attachments=(pdf,))).background is False
+def test_a_small_interactive_pdf_is_answered_at_once_and_a_large_one_in_the_background() -> None:
+    small = Attachment(kind="document", file_name="r.pdf", data=PDF)
+    large = Attachment(kind="document", file_name="r.pdf", data=PDF + b"%" * (1024 * 1024))
+    assert plan_for(message(attachments=(small,))).background is False
+    assert plan_for(message(attachments=(large,))).background is True
+
+
+def test_bg_with_a_task_goes_to_the_agent_in_the_background() -> None:
+    plan = plan_for(message(text="/bg summarise the report"))
+    assert (plan.handler, plan.background, plan.stream) == ("agent", True, False)
+    assert (plan.command, plan.command_args) == ("bg", "summarise the report")
+
+
+def test_bg_alone_goes_to_the_command_handler() -> None:
+    plan = plan_for(message(text="/bg"))
+    assert (plan.handler, plan.background, plan.command) == ("command", False, "bg")
 
 
 def test_a_catch_up_command_keeps_command_priority() -> None:
@@ -345,6 +358,9 @@ def test_commands_lists_every_command_in_order() -> None:
         "remind",
         "reminders",
         "timezone",
+        "bg",
+        "export",
+        "forget",
     ]
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from django_q.tasks import async_task
 from aisystem.events import system_event_emit
 from aisystem.models import WebhookAttempt, WebhookDelivery
 from aisystem.webhooks.delivery import INTERRUPTED
-from tests.helpers import ROOT, subprocess_database_url
+from tests.helpers import qcluster
 from tests.webhooks.conftest import Subscribe, make_due
 from tests.webhooks.receiver import Receiver
 
@@ -28,33 +27,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 @contextmanager
 def cluster(log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``manage.py qcluster`` in its own process group, so that ``kill -9`` of the group
-    takes its workers too, as a crashed machine would."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
-        "AISYSTEM_WEBHOOK_ALLOW_PRIVATE": "true",
-        "PYTHONUNBUFFERED": "1",
-    }
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=10)
+    with qcluster(log, {"AISYSTEM_WEBHOOK_ALLOW_PRIVATE": "true"}) as process:
+        yield process
 
 
 def wait_for_status(delivery: WebhookDelivery, status: str, log: Path) -> None:
