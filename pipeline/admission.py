@@ -242,18 +242,39 @@ def _decide(
     limited = gate.check_rate(_rate_checks(people, personal, chat_policy, now=now))
     if limited is not None:
         return limited
-    if personal is not None and (
-        personal.daily_token_budget is not None or personal.daily_cost_budget is not None
+    return _budget_check(gate, people, personal, now=now) or decision
+
+
+def _budget_check(
+    gate: SecurityGate, people: Participants, personal: RateLimitPolicy | None, *, now: datetime
+) -> AccessDecision | None:
+    """The refusal once today's usage has reached the person's daily budget, else None."""
+    if personal is None or (
+        personal.daily_token_budget is None and personal.daily_cost_budget is None
     ):
-        usage = identity_usage_today(identity_id=people.identity.pk, now=now)
-        budget = BudgetCheck(
-            tokens_used=usage.tokens,
-            cost_used=usage.cost_usd,
-            token_budget=personal.daily_token_budget,
-            cost_budget=personal.daily_cost_budget,
-        )
-        return gate.check_budget(budget) or decision
-    return decision
+        return None
+    usage = identity_usage_today(identity_id=people.identity.pk, now=now)
+    budget = BudgetCheck(
+        tokens_used=usage.tokens,
+        cost_used=usage.cost_usd,
+        token_budget=personal.daily_token_budget,
+        cost_budget=personal.daily_cost_budget,
+    )
+    return gate.check_budget(budget)
+
+
+def scheduled_prompt_refusal(
+    *, identity_id: int, chat_pk: int, gate: SecurityGate, now: datetime
+) -> AccessDecision | None:
+    """The gate's refusal of a scheduled prompt about to be answered for this person in this
+    chat, or None: their daily budgets apply as to a message they send, since a prompt costs
+    what a message costs. The access rules were applied when they scheduled it (and a blocked
+    person's reminders are cancelled when claimed); the rate limits do not apply, as the
+    schedule, not the person, sends it, once per occurrence."""
+    people = Participants(
+        identity=Identity.objects.get(pk=identity_id), chat=Chat.objects.get(pk=chat_pk)
+    )
+    return _budget_check(gate, people, _policies(people)[0], now=now)
 
 
 def _policies(people: Participants) -> tuple[RateLimitPolicy | None, RateLimitPolicy | None]:

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from aisystem.events import PendingEvent
+from aisystem.events import PendingEvent, preview
 from aisystem.models import (
     Direction,
     Identity,
@@ -50,11 +50,13 @@ from aisystem.services.reminders import (
     reminders_due,
 )
 from pipeline import conversations, outcomes
+from pipeline.admission import scheduled_prompt_refusal
 from pipeline.agent import AgentOrchestrator, ClaudeAPI
 from pipeline.agent_request import AttachmentLimits
 from pipeline.claude.client import ClaudeClient
 from pipeline.late import late_answer_event
 from pipeline.replies import Reply, agent_reply
+from pipeline.security_gate import SecurityGate
 from pipeline.tools import ToolsFor, tools_for_message
 from pipeline.type_router import TypeRouter
 from pipeline.types import AgentResponse, InboundMessage, MessageContext
@@ -115,6 +117,10 @@ async def _answer_prompts(
     config = settings.PIPELINE
     limits = AttachmentLimits.from_settings(config)
     router = TypeRouter(limits=limits)
+    gate = SecurityGate(
+        stale_after_seconds=config["STALE_AFTER_SECONDS"],
+        max_input_chars=config["MAX_INPUT_CHARS"],
+    )
     agent = AgentOrchestrator(
         client=client,
         tools=tools if tools is not None else tools_for_message,
@@ -129,7 +135,7 @@ async def _answer_prompts(
             if claimed is None:
                 continue
             try:
-                outcome = await _answer_one(router, agent, claimed, now)
+                outcome = await _answer_one(router, agent, gate, claimed, now)
             except Exception:
                 # A bug, not Claude (the agent reports those): the lease runs out and a later
                 # run tries again, so one bad prompt neither loops every minute nor blocks.
@@ -145,10 +151,26 @@ async def _answer_prompts(
 
 
 async def _answer_one(
-    router: TypeRouter, agent: AgentOrchestrator, claimed: ClaimedReminder, now: datetime
+    router: TypeRouter,
+    agent: AgentOrchestrator,
+    gate: SecurityGate,
+    claimed: ClaimedReminder,
+    now: datetime,
 ) -> int | None:
     """Answer one claimed prompt: 1 if recorded, 0 if the claim was lost, None if Claude
-    is unavailable (the prompt stays due)."""
+    is unavailable (the prompt stays due). One the gate refuses (the person is over today's
+    budget) is skipped: moved to its next occurrence, and the person told why."""
+    refusal = await sync_to_async(scheduled_prompt_refusal)(
+        identity_id=claimed.identity_id, chat_pk=claimed.chat_pk, gate=gate, now=now
+    )
+    if refusal is not None:
+        logger.info("reminder %d: prompt skipped (%s)", claimed.id, refusal.reason)
+        if not refusal.notice:
+            return int(await sync_to_async(reminder_advance)(claimed=claimed, now=now))
+        skipped = (
+            f"⏰ I skipped your scheduled prompt “{preview(claimed.text, 60)}”: {refusal.notice}"
+        )
+        return int(await sync_to_async(reminder_send_once)(claimed=claimed, now=now, text=skipped))
     prompt = await sync_to_async(_prompt_store)(claimed, now)
     plan = router.plan(prompt.message, prompt.context)
     plan = replace(plan, handler="agent", reason="", stream=False, command="")

@@ -18,6 +18,7 @@ from aisystem.models import (
     MessageStatus,
     OutboxItem,
     PersonSettings,
+    RateLimitPolicy,
     Reminder,
     ReminderStatus,
     Transport,
@@ -294,3 +295,23 @@ def test_every_event_the_job_writes_matches_the_catalog(claude_is_the_fake: Fake
     assert {"reminder.sent", "message.answered"} <= kinds
     answered = Event.objects.get(kind="message.answered")
     assert answered.data["text"].endswith("You said: the news")  # an API chat's full answer
+
+
+def test_a_prompt_of_someone_over_todays_budget_is_skipped_with_a_notice_and_costs_nothing(
+    claude_is_the_fake: FakeClaude,
+) -> None:
+    ann, chat = person()
+    RateLimitPolicy.objects.create(identity=ann, daily_token_budget=0)
+    prompt = schedule(ann, chat.pk, "every day 07:00 the news")
+    due = prompt.due_at
+
+    assert reminders_deliver_due(now=due + timedelta(seconds=5)) == 1
+
+    assert claude_is_the_fake.requests == []
+    assert OutboxItem.objects.get().text == (
+        "⏰ I skipped your scheduled prompt “the news”: You've reached today's usage limit. "
+        "It resets at midnight."
+    )
+    assert not Message.objects.filter(direction=Direction.INBOUND).exists()
+    prompt.refresh_from_db()
+    assert (prompt.status, prompt.due_at) == (ReminderStatus.ACTIVE, due + timedelta(days=1))

@@ -161,12 +161,14 @@ def reminder_enqueue(*, claimed: ClaimedReminder, text: str) -> tuple[str, bool]
     return f"outbox-{item_id}", False
 
 
-def reminder_send_once(*, claimed: ClaimedReminder, now: datetime) -> bool:
-    """Deliver a claimed one-off reminder: "⏰ Reminder: …" queued for its transport, stored
-    as an outbound message of the chat, the ``reminder.sent`` event, and the reminder marked
-    sent, all in one transaction. False when the claim was lost (nothing is written)."""
+def reminder_send_once(*, claimed: ClaimedReminder, now: datetime, text: str = "") -> bool:
+    """Deliver a claimed one-off reminder: "⏰ Reminder: …" (or ``text``: a scheduled prompt
+    the gate refused is told so instead) queued for its transport, stored as an outbound
+    message of the chat, the ``reminder.sent`` event, and the reminder marked sent (or moved
+    to its next occurrence), all in one transaction. False when the claim was lost (nothing
+    is written)."""
     note = late_note(claimed, now)
-    text = f"{REMINDER_PREFIX}{claimed.text}" + (f" {note}" if note else "")
+    text = text or f"{REMINDER_PREFIX}{claimed.text}" + (f" {note}" if note else "")
     with transaction.atomic():
         if not reminder_advance(claimed=claimed, now=now):
             return False
