@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,6 +29,7 @@ from aisystem.models import (
     Message,
     RateLimitPolicy,
 )
+from aisystem.services.credentials import ENV_KEY_LABEL, env_key_state
 
 ALL_COOLING = "credentials:all_cooling"
 BUDGET_WARN_PERCENT = 80
@@ -86,25 +88,35 @@ def conditions_check(
     return emitted
 
 
-def _cooling_from(data: Mapping[str, object], created_at: datetime) -> dict[int, datetime]:
-    """The key the event cooled, until when: its row may not say so yet (the store records
-    the event before it updates the key)."""
+def _cooling_from(data: Mapping[str, object], created_at: datetime) -> dict[int | None, datetime]:
+    """The key the event cooled (None: the environment's), until when: its row or cache mark
+    may not say so yet (the store records the event before it marks the key)."""
     credential_id, seconds = data.get("credential_id"), data.get("seconds")
-    if not isinstance(credential_id, int) or not isinstance(seconds, int | float):
+    if not isinstance(credential_id, int | None) or not isinstance(seconds, int | float):
         return {}
     return {credential_id: created_at + timedelta(seconds=float(seconds))}
 
 
 def credentials_check(
-    *, emit: Emit, now: datetime, cooling: Mapping[int, datetime] | None = None
+    *, emit: Emit, now: datetime, cooling: Mapping[int | None, datetime] | None = None
 ) -> int:
-    """Emit ``credential.all_cooling`` when no stored key is usable and at least one is
-    cooling down, or ``credential.available`` when one is usable again. Keys from the
-    environment are not stored, so they are not counted; with no stored key this does
-    nothing. Returns how many events it emitted (0 or 1)."""
+    """Emit ``credential.all_cooling`` when no key is usable and at least one is cooling
+    down, or ``credential.available`` when one is usable again. The keys are the stored
+    ones and the environment's (``ANTHROPIC_API_KEY``, whose marks every process keeps in the
+    shared cache); with no key at all this does nothing. Returns how many events it emitted
+    (0 or 1)."""
     cooling = cooling or {}
-    usable: list[tuple[int, str]] = []
+    usable: list[tuple[int | None, str]] = []
     back_at: list[datetime | None] = []
+    secret = str(settings.ANTHROPIC_API_KEY or "")
+    if secret:
+        invalid, resting = env_key_state(secret)
+        if None in cooling:
+            resting = max(resting or cooling[None], cooling[None])
+        if not invalid and resting is not None and resting > now:
+            back_at.append(resting)
+        elif not invalid:
+            usable.append((None, ENV_KEY_LABEL))
     rows = ApiCredential.objects.filter(provider=PROVIDER).values_list(
         "pk", "label", "status", "cooldown_until"
     )
@@ -135,13 +147,13 @@ def credentials_check(
             )
             return 1
         if usable and condition_clear(key=ALL_COOLING, now=now) is not None:
-            pk, label = usable[0]
+            back, label = usable[0]
             emit(
                 "credential.available",
                 f"Anthropic key {label!r} is usable again",
                 level=Event.Level.INFO,
                 label=label,
-                credential_id=pk,
+                credential_id=back,
             )
             return 1
     return 0

@@ -18,7 +18,6 @@ that could hold one, is ever put in an event, a log line or a row.
 from __future__ import annotations
 
 import enum
-import hashlib
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +35,7 @@ from django.utils import timezone
 
 from aisystem.events import system_event_emit
 from aisystem.models import ApiCredential, CredentialStatus, Event, ExternalCall
+from aisystem.services.credentials import env_key_cache_keys
 from pipeline.claude import breaker
 from pipeline.types import ClaudeReply
 
@@ -281,8 +281,7 @@ def _soonest_back(
 
 def _fallback_cache_keys(secret: str) -> tuple[str, str]:
     """The cache keys of the env key's cooldown and invalid mark: a digest, never the key."""
-    digest = hashlib.sha256(secret.encode()).hexdigest()[:16]
-    return f"claude:fallback:{digest}:cooldown", f"claude:fallback:{digest}:invalid"
+    return env_key_cache_keys(secret)
 
 
 def _record_call(attempt: Attempt, now: datetime) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -10,11 +11,13 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 from django.utils import timezone
 
 from aisystem.alerts.conditions import budget_check, credentials_check
 from aisystem.events import PendingEvent, events_record, system_event_emit
 from aisystem.models import Alert, CredentialStatus, Direction, Event, RateLimitPolicy
+from aisystem.services.credentials import env_key_cache_keys
 from tests.alerts.conftest import Emit, queued
 from tests.factories import ApiCredentialFactory, IdentityFactory, MessageFactory
 
@@ -150,3 +153,54 @@ def test_an_answered_message_near_budget_alerts_staff(
 
     assert kinds("budget.") == ["budget.warning"]
     assert Alert.objects.get().kind == "budget.warning" and len(mail.outbox) == 1
+
+
+# --- The environment's key counts too -----------------------------------------------------
+
+ENV_KEY = "sk-ant-from-the-environment"
+
+
+def mark_env_key_cooling(seconds: float) -> None:
+    """What the Claude client does when the environment's key is told to slow down."""
+    cool_key, _ = env_key_cache_keys(ENV_KEY)
+    cache.set(cool_key, time.time() + seconds, timeout=max(int(seconds) + 1, 1))
+
+
+def test_stored_keys_cooling_while_the_environments_key_serves_is_no_alert(
+    commit: Callable[..., Any], settings: Any
+) -> None:
+    settings.ANTHROPIC_API_KEY = ENV_KEY
+    cooling(), cooling()
+
+    commit(credentials_check, emit=system_event_emit, now=timezone.now())
+
+    assert kinds("credential.") == []
+
+
+def test_the_environments_key_cooling_as_the_only_key_is_reported_then_resolved(
+    commit: Callable[..., Any], settings: Any
+) -> None:
+    settings.ANTHROPIC_API_KEY = ENV_KEY
+    mark_env_key_cooling(30)
+    commit(credentials_check, emit=system_event_emit, now=timezone.now())
+
+    later = timezone.now() + timedelta(seconds=31)
+    commit(credentials_check, emit=system_event_emit, now=later)
+
+    assert kinds("credential.") == ["credential.all_cooling", "credential.available"]
+    back = Event.objects.get(kind="credential.available").data
+    assert (back["label"], back["credential_id"]) == ("ANTHROPIC_API_KEY", None)
+
+
+def test_the_cooling_event_of_the_environments_key_alerts_before_its_mark_is_read(
+    email_rule: Callable[..., Any], emit: Emit, run_jobs: Callable[[], int], settings: Any
+) -> None:
+    settings.ANTHROPIC_API_KEY = ENV_KEY
+    email_rule("credential.all_cooling")
+    cooling()
+
+    emit("credential.cooling", label="ANTHROPIC_API_KEY", credential_id=None, seconds=30.0)
+    run_jobs()
+
+    assert kinds("credential.") == ["credential.cooling", "credential.all_cooling"]
+    assert len(mail.outbox) == 1
