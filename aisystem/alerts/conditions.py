@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from aisystem.alerts.ports import AlertPorts, Emit
+from aisystem.env_key import ENV_KEY_LABEL, env_key_state
 from aisystem.models import (
     AlertCondition,
     ApiCredential,
@@ -29,7 +30,6 @@ from aisystem.models import (
     Message,
     RateLimitPolicy,
 )
-from aisystem.services.credentials import ENV_KEY_LABEL, env_key_state
 
 ALL_COOLING = "credentials:all_cooling"
 BUDGET_WARN_PERCENT = 80

@@ -33,9 +33,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from aisystem.env_key import env_key_cache_keys
 from aisystem.events import system_event_emit
 from aisystem.models import ApiCredential, CredentialStatus, Event, ExternalCall
-from aisystem.services.credentials import env_key_cache_keys
 from pipeline.claude import breaker
 from pipeline.types import ClaudeReply
 

@@ -15,9 +15,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from aisystem.alerts.conditions import budget_check, credentials_check
+from aisystem.env_key import env_key_cache_keys
 from aisystem.events import PendingEvent, events_record, system_event_emit
 from aisystem.models import Alert, CredentialStatus, Direction, Event, RateLimitPolicy
-from aisystem.services.credentials import env_key_cache_keys
 from tests.alerts.conftest import Emit, queued
 from tests.factories import ApiCredentialFactory, IdentityFactory, MessageFactory
 
