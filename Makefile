@@ -34,7 +34,6 @@ setup-dev: $(VENV)/.installed-dev
 
 migrate: $(VENV)/.installed-runtime
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 run: setup
@@ -46,7 +45,9 @@ run: setup
 	@echo "    admin     http://127.0.0.1:$(PORT)/admin/"
 	@echo "  Stop everything with Ctrl-C."
 	@echo ""
-	@PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho -f Procfile start --no-colour --port $(PORT)
+	@# aisystem.foreground hands honcho the terminal, so Ctrl-C stops it (status 0), not make.
+	@PATH="$(abspath $(BIN)):$$PATH" exec $(PY) -m aisystem.foreground \
+		$(BIN)/honcho -f Procfile start --no-colour --port $(PORT)
 
 lint: setup-dev
 	$(BIN)/ruff check .

@@ -13,8 +13,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from aisystem.daphne_forms import leave_form_bodies_to_django
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aisystem.settings")
 django_asgi_app = get_asgi_application()
+leave_form_bodies_to_django()  # a malformed form body reaches Django (a JSON 415), see there
 
 # After Django is set up: the consumers import models.
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -56,5 +58,24 @@ def check_encryption_keys_shared(app_configs: Any = None, **kwargs: Any) -> list
             f"{settings.DATA_DIR}, which other machines sharing this database do not have.",
             hint="Set FIELD_ENCRYPTION_KEYS to the same value on every process.",
             id="aisystem.W001",
+        )
+    ]
+
+
+@register(Tags.security)
+def check_data_directory_private(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The data directory holds every conversation and the generated keys; settings.py makes
+    it 0700, which fails only for a directory this process does not own."""
+    try:
+        mode = stat.S_IMODE(Path(settings.DATA_DIR).stat().st_mode)
+    except OSError:
+        return []
+    if not mode & 0o077:
+        return []
+    return [
+        Warning(
+            f"The data directory {settings.DATA_DIR} is open to other users (mode {mode:o}).",
+            hint=f"Run: chmod 700 {settings.DATA_DIR} (as its owner).",
+            id="aisystem.W002",
         )
     ]

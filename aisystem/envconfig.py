@@ -5,7 +5,10 @@ Only ``aisystem/settings.py`` calls these; the rest of the code reads ``django.c
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
+import stat
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -49,6 +52,42 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma list of addresses and CIDR blocks (``10.0.0.5,192.168.0.0/16,::1``); a bare
+    address is a block of one. A typo stops start-up, naming the setting and the entry."""
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an IP address or CIDR block (e.g. 10.0.0.0/8)."
+            ) from None
+    return tuple(networks)
+
+
+def private_directory(path: Path) -> None:
+    """Make ``path`` (and missing parents) and leave it 0700, whatever the umask: the data
+    directory holds every conversation and the generated keys. A directory this process does
+    not own keeps its mode (``aisystem.W002`` says so)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        if stat.S_IMODE(path.stat().st_mode) != 0o700:
+            path.chmod(0o700)
+
+
+def private_file(path: Path, *, create: bool = True) -> None:
+    """Leave ``path`` 0600, whatever the umask, making it empty first if it is missing and
+    ``create`` is set. SQLite gives the ``-wal`` and ``-shm`` files it makes the mode of the
+    database file, so a database made here keeps them private too."""
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        if stat.S_IMODE(path.stat().st_mode) != 0o600:
+            path.chmod(0o600)
+
+
 def local_secret(path: Path, generate: Callable[[], str]) -> str:
     """Return the secret kept in ``path``, creating it (mode 0600) on first use.
 
@@ -61,7 +100,7 @@ def local_secret(path: Path, generate: Callable[[], str]) -> str:
         value = ""
     if value:
         return value
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     value = generate()
     # O_EXCL: if two processes start at once, the loser reads the winner's value.
     try:

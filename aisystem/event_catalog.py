@@ -48,6 +48,7 @@ class MessageOutcome(TypedDict):
     timings_ms: NotRequired[dict[str, float]]
     deferred: NotRequired[bool]  # answered later, once Claude was back
     background: NotRequired[bool]  # answered by a background task (/bg, a large PDF)
+    orphaned_from: NotRequired[str]  # the role ("web", "bridge", "worker") of a dead process
     queued: NotRequired[bool]  # handed to the outbox rather than delivered at once
     outcome: NotRequired[str]  # the agent's outcome, for answers produced later
     text: NotRequired[str]  # the answer's full text: carried for REST API chats only
@@ -182,6 +183,17 @@ class AgentFinished(TypedDict):
 class ActionChanged(TypedDict):
     action_id: int
     tool: str
+
+
+class IdentityForgotten(TypedDict):
+    """A person's ``/forget``, confirmed: what went, as counts (never any content)."""
+
+    identity_id: int
+    messages: int
+    conversations: int
+    reminders: int
+    accounts: int
+    accounts_not_revoked: int
 
 
 # --- The catalog ----------------------------------------------------------------------------
@@ -422,6 +434,20 @@ _TYPES = [
             {"action_id": 5, "tool": "github_create_issue"},
         )
         for status in ("proposed", "running", "done", "failed", "cancelled", "expired")
+    ),
+    _internal(
+        "identity.forgotten",
+        IdentityForgotten,
+        "A person confirmed /forget: their messages and data were deleted (the audit keeps "
+        "only these counts).",
+        {
+            "identity_id": 7,
+            "messages": 120,
+            "conversations": 3,
+            "reminders": 1,
+            "accounts": 1,
+            "accounts_not_revoked": 0,
+        },
     ),
     # The bridge's other states (connected and disconnected are bridge.up and bridge.down).
     *(

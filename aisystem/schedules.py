@@ -18,6 +18,11 @@ SCHEDULES = {
         "schedule_type": "I",
         "minutes": 1,
     },
+    "pipeline: answer messages whose process died mid-answer (expired leases)": {
+        "func": "aisystem.tasks.sweep_orphaned_messages",
+        "schedule_type": "I",
+        "minutes": 1,
+    },
     "pipeline: queue again background answers whose task or worker was lost": {
         "func": "aisystem.tasks.sweep_background_answers",
         "schedule_type": "I",

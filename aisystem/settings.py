@@ -17,15 +17,27 @@ from urllib.parse import urlparse
 
 import dj_database_url
 from cryptography.fernet import Fernet
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
-from aisystem.envconfig import env_bool, env_int, env_list, local_secret, parse_model_prices
+from aisystem.envconfig import (
+    env_bool,
+    env_int,
+    env_list,
+    env_networks,
+    local_secret,
+    parse_model_prices,
+    private_directory,
+    private_file,
+)
 from aisystem.webhooks.retry import DEFAULT_SCHEDULE as DEFAULT_RETRY_SCHEDULE
 from aisystem.webhooks.retry import retry_schedule_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("AISYSTEM_DATA_DIR") or BASE_DIR / "var")
+# It holds every conversation and the generated keys: 0700 whatever the umask.
+private_directory(DATA_DIR)
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or local_secret(
@@ -77,8 +89,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the client's address and scheme, from forwarded headers of trusted proxies only.
+    "aisystem.forwarded.trusted_proxy_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -86,6 +102,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "aisystem.integrations.views.SocialAuthErrorPage",
+    "aisystem.accounts.slowdown.signin_slowdown_middleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
@@ -136,7 +153,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
     # A file, not :memory:, so tests that start a second process share the test database.
     _db["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
-    Path(DATA_DIR).mkdir(parents=True, exist_ok=True)
+    # The database and its -wal/-shm files: 0600 whatever the umask (the embedded default's is
+    # made here, so SQLite gives the other two its mode; envconfig.private_file).
+    if _db["NAME"] and _db["NAME"] != ":memory:" and not str(_db["NAME"]).startswith("file:"):
+        _sqlite = Path(_db["NAME"])
+        private_file(_sqlite, create=not DATABASE_URL)
+        for _suffix in ("-wal", "-shm"):
+            private_file(_sqlite.with_name(_sqlite.name + _suffix), create=False)
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -232,6 +255,12 @@ WEBHOOK_TIMEOUT_SECONDS = 10.0
 # How long a worker's claim on a delivery lasts; a worker silent for longer is presumed dead
 # and the delivery is sent again. Must exceed the timeout (connect + answer).
 WEBHOOK_LEASE_SECONDS = env_int("AISYSTEM_WEBHOOK_LEASE_SECONDS", 60, minimum=30)
+
+# --- Message leases (aisystem/services/leases.py) ------------------------------------------
+# How long a process's claim on a message it is answering lasts without renewal (its heartbeat
+# renews it every third of that); a message whose lease ran out is an orphan, answered by a
+# worker (pipeline/orphans.py).
+MESSAGE_LEASE_SECONDS = env_int("AISYSTEM_MESSAGE_LEASE_SECONDS", 30, minimum=3)
 # An endpoint failing without a single success for this long is disabled.
 WEBHOOK_DISABLE_AFTER_DAYS = env_int("AISYSTEM_WEBHOOK_DISABLE_AFTER_DAYS", 5, minimum=1)
 # After "rotate secret", the old secret signs too for this long.
@@ -260,13 +289,22 @@ AUTHENTICATION_BACKENDS = [
 # Sign-in lockout (django-axes; the site's and the admin's sign-in): after
 # AISYSTEM_SIGNIN_FAILURES failed attempts for one username from one address, that pair is
 # refused (429) for AISYSTEM_SIGNIN_LOCKOUT_MINUTES; a successful sign-in clears the count.
-# The address is REMOTE_ADDR: behind a proxy, run daphne with --proxy-headers.
+# The address is the connection's, or, behind proxies listed in AISYSTEM_TRUSTED_PROXIES, the
+# client's as they forward it (aisystem/forwarded.py). Failures for one username from all
+# addresses slow its sign-ins down instead (aisystem/accounts/slowdown.py): past
+# AISYSTEM_SIGNIN_SLOW_AFTER each waits FIRST_DELAY_SECONDS, doubling, at most
+# AISYSTEM_SIGNIN_SLOW_MAX_SECONDS (0 turns the slow-down off).
 AXES_FAILURE_LIMIT = env_int("AISYSTEM_SIGNIN_FAILURES", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AISYSTEM_SIGNIN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "aisystem.accounts.views.signin_locked_out"
 AXES_VERBOSE = False
+SIGNIN_SLOWDOWN = {
+    "AFTER_FAILURES": env_int("AISYSTEM_SIGNIN_SLOW_AFTER", 10, minimum=1),
+    "FIRST_DELAY_SECONDS": 1.0,
+    "MAX_DELAY_SECONDS": float(env_int("AISYSTEM_SIGNIN_SLOW_MAX_SECONDS", 10, minimum=0)),
+}
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -344,6 +382,67 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS, off by default (the embedded default is plain HTTP on loopback); README, "Running in
+# production". HSTS covers subdomains unless told otherwise; preloading is a commitment to the
+# browsers' list that only the domain's owner can make, so it stays off and Django's reminder
+# about it (security.W021) is silenced.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]  # load balancers probe it over plain HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Reverse proxies whose X-Forwarded-For/-Proto are believed (addresses or CIDR blocks; default
+# none). Only then is X-Forwarded-Proto a sign of HTTPS, and only as aisystem/forwarded.py
+# leaves it: from a trusted proxy, for the client's own hop.
+TRUSTED_PROXIES = env_networks("AISYSTEM_TRUSTED_PROXIES")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
+
+# Content-Security-Policy (django-csp): scripts and styles come only from our static files (no
+# inline script, handler or style anywhere we render, the Django admin's included); sockets and
+# fetches go to this origin. Forms post here, or to the sign-in providers (the "Sign in with"
+# and connect forms redirect there, which form-action covers too).
+_PROVIDER_ORIGINS = sorted(
+    {
+        f"{urlparse(url).scheme}://{urlparse(url).netloc}"
+        for url in (INTEGRATIONS["github"]["URL"], INTEGRATIONS["google"]["OIDC_URL"])
+    }
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, *_PROVIDER_ORIGINS],
+    }
+}
+# Permissions-Policy (django-permissions-policy): no page here uses any of these.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
 
 # --- Product settings -----------------------------------------------------------------------
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
@@ -369,7 +468,10 @@ PIPELINE = {
 # The Claude client: one layer of retries (the SDK's own are switched off) and a breaker
 # whose state is shared by every process through the database.
 CLAUDE = {
+    # Deadlines: one attempt (connect to the stream's end) gets TIMEOUT_SECONDS, one answer
+    # (every attempt, backoff and wait of one Claude call) ANSWER_TIMEOUT_SECONDS.
     "TIMEOUT_SECONDS": env_int("CLAUDE_TIMEOUT_SECONDS", 120, minimum=1),
+    "ANSWER_TIMEOUT_SECONDS": env_int("CLAUDE_ANSWER_TIMEOUT_SECONDS", 300, minimum=1),
     "MAX_ATTEMPTS": env_int("CLAUDE_MAX_ATTEMPTS", 4, minimum=1),
     "BACKOFF_BASE_SECONDS": float(os.environ.get("CLAUDE_BACKOFF_BASE_SECONDS", "0.5")),
     "BACKOFF_MAX_SECONDS": float(os.environ.get("CLAUDE_BACKOFF_MAX_SECONDS", "20")),
@@ -377,6 +479,9 @@ CLAUDE = {
     "MAX_INLINE_WAIT_SECONDS": float(os.environ.get("CLAUDE_MAX_INLINE_WAIT_SECONDS", "10")),
     "BREAKER_FAILURE_THRESHOLD": env_int("CLAUDE_BREAKER_FAILURES", 5, minimum=1),
     "BREAKER_OPEN_SECONDS": env_int("CLAUDE_BREAKER_OPEN_SECONDS", 30, minimum=1),
+    # The half-open probe's lease, renewed while the probe runs: one whose process died is
+    # taken over this long after its last renewal.
+    "BREAKER_PROBE_LEASE_SECONDS": env_int("CLAUDE_BREAKER_PROBE_LEASE_SECONDS", 10, minimum=2),
 }
 
 # The Telegram bridge (python manage.py runbridge).
@@ -422,3 +527,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Metrics (GET /metrics, aisystem/metrics/) ----------------------------------------------
+# prometheus-client's multiprocess mode: every process of this host writes its metrics to files
+# in this directory and one scrape reads them all. Settled here, before the library is first
+# imported (it picks its mode then). Unset: DATA_DIR/prometheus; empty: off (each process its
+# own). The first process of a run wipes what the last run left. See README, "Metrics".
+from aisystem.metrics.multiproc import multiproc_configure  # noqa: E402
+
+METRICS_MULTIPROC_DIR = multiproc_configure(
+    os.environ.get("PROMETHEUS_MULTIPROC_DIR"), default=DATA_DIR / "prometheus"
+)

@@ -26,6 +26,12 @@ def answer_in_background(message_pk: int) -> str:
     return background_answer(message_pk)
 
 
+def sweep_orphaned_messages() -> int:
+    from pipeline.orphans import orphans_sweep
+
+    return orphans_sweep()
+
+
 def sweep_background_answers() -> int:
     from pipeline.background import background_sweep
 

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/bridge.py [--messages 2000] [--chats 1000] [--account bot|user]
                                       [--concurrency N] [--paced] [--message-cache N]
-                                      [--no-reactions]
+                                      [--no-reactions] [--quiet 20]
 
 Everything but the network is real: ``TelegramBridge.run()`` with a kurigram ``Client`` whose
 sessions are ``FakeSession`` (``telegram_bridge.faketelegram``, the fake Telegram the bridge's
@@ -28,7 +28,11 @@ RSS (``ru_maxrss``) after each stage; and the Telegram requests per message by f
 ``GetMessages`` there would be Pyrogram fetching the message a reply answers once it has
 fallen out of the client's message cache; the bridge turns that off and fetches only for
 incoming replies, see ``telegram_bridge.adapter``; ``--no-reactions`` turns the status
-reactions off in every chat, after the warm-up). The baseline is the
+reactions off in every chat, after the warm-up), with how many of them went through the
+outbound limiter and how many optional ones (typing, 👀, 🤔) it dropped. Those come twice:
+for short answers one at a time (``--quiet`` of them, first, paced for real: what one short
+answer costs when the budget has room), and for the burst (which books the budget far ahead, since
+the limiter's waits are not waited out, so the optional requests give way). The baseline is the
 pipeline alone with a transport that does nothing (``NullTransport``, as in bench/pipeline.py),
 same messages, chats and concurrency, so the ratio is the bridge's own cost: Pyrogram, the
 adapter, the dispatcher, the transport.
@@ -58,6 +62,7 @@ if TYPE_CHECKING:  # the real imports wait for django.setup()
 
 TARGET_RATE = 150.0
 TARGET_RSS_MB = 250.0
+TARGET_REQUESTS = 4.0  # per short answer (issue 14)
 FIRST_USER_ID = 10_000_000
 BASELINE_OFFSET = 1_000_000_000
 
@@ -75,6 +80,8 @@ class Run:
     cpu_s: float
     rss_mb: float
     requests: Counter[str] = field(default_factory=Counter)  # sent to Telegram, by function
+    admitted: int = 0  # requests the outbound limiter let through
+    dropped: int = 0  # optional requests it dropped
 
     @property
     def rate(self) -> float:
@@ -150,6 +157,7 @@ class Bench:
         self.users = [make_user(FIRST_USER_ID + n, f"User {n}") for n in range(args.chats)]
         self.server.add(*self.users)
         self.base_url = base_url
+        self.pacing = args.paced  # the limiter's waits are waited out
         AccessRule.objects.create(action=AccessAction.ALLOW, match_everyone=True)
         mode = TelegramSession.Mode.BOT if is_bot else TelegramSession.Mode.USER
         self.session = TelegramSession.objects.create(
@@ -164,7 +172,7 @@ class Bench:
         from telegram_bridge.client_state import DatabaseStorage
         from telegram_bridge.config import BridgeConfig
         from telegram_bridge.faketelegram import HarnessClient
-        from telegram_bridge.transport import StopButtonResponses
+        from telegram_bridge.replies import StopButtonResponses
 
         storage = DatabaseStorage(
             session_pk=self.session.pk, session_string=self.session.session_string
@@ -184,8 +192,12 @@ class Bench:
             client=client,
             config=config,
             processor=processor,
-            sleep=asyncio.sleep if self.args.paced else _book_only,
+            sleep=self.sleep,
         )
+
+    async def sleep(self, seconds: float) -> None:
+        """The bridge's sleep: waited out when pacing, else booked only (module docstring)."""
+        await asyncio.sleep(seconds if self.pacing else 0)
 
     def update(self, i: int) -> Any:
         """Message ``i``: text from the sender of chat ``i % chats``, as Telegram pushes it."""
@@ -197,16 +209,54 @@ class Bench:
     async def through_bridge(self, bridge: TelegramBridge, first: int, count: int) -> Run:
         updates = [self.update(i) for i in range(first, first + count)]  # built before timing
         self.server.expect(count)
+        limiter = _limiter(bridge)
+        admitted, dropped = limiter.admitted, limiter.dropped
         start, cpu = time.perf_counter(), time.process_time()
         for update in updates:
             await bridge.client.handle_updates(update)
         await self.server.all_replied.wait()
         replied = time.perf_counter() - start
-        while bridge.dispatcher.active_chats or bridge.dispatcher.in_flight:
-            await asyncio.sleep(0.005)
+        await _idle(bridge)
         finished = time.perf_counter() - start
         cpu = time.process_time() - cpu
-        return Run(count, replied, finished, cpu, rss_mb(), self.server.counts)
+        return Run(
+            count,
+            replied,
+            finished,
+            cpu,
+            rss_mb(),
+            self.server.counts,
+            limiter.admitted - admitted,
+            limiter.dropped - dropped,
+        )
+
+    async def one_at_a_time(self, bridge: TelegramBridge, first: int, count: int) -> Run:
+        """``count`` short answers, each finished before the next arrives, paced for real."""
+        limiter = _limiter(bridge)
+        admitted, dropped = limiter.admitted, limiter.dropped
+        self.pacing, paced = True, self.pacing
+        counts: Counter[str] = Counter()
+        start, cpu = time.perf_counter(), time.process_time()
+        try:
+            for i in range(first, first + count):
+                self.server.expect(1)
+                await bridge.client.handle_updates(self.update(i))
+                await self.server.all_replied.wait()
+                await _idle(bridge)
+                counts += self.server.counts
+        finally:
+            self.pacing = paced
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return Run(
+            count,
+            elapsed,
+            elapsed,
+            cpu,
+            rss_mb(),
+            counts,
+            limiter.admitted - admitted,
+            limiter.dropped - dropped,
+        )
 
     async def pipeline_alone(self, first: int, count: int, concurrency: int) -> Run:
         """The processor with ``NullTransport``: ``concurrency`` workers, the same chats."""
@@ -244,9 +294,14 @@ class Bench:
         return Run(count, elapsed, elapsed, time.process_time() - cpu, rss_mb())
 
 
-async def _book_only(seconds: float) -> None:
-    """The bridge's sleep without the wait (see the module docstring)."""
-    await asyncio.sleep(0)
+def _limiter(bridge: TelegramBridge) -> Any:
+    assert bridge.transport is not None
+    return bridge.transport.limiter
+
+
+async def _idle(bridge: TelegramBridge) -> None:
+    while bridge.dispatcher.active_chats or bridge.dispatcher.in_flight:
+        await asyncio.sleep(0.005)
 
 
 async def started(bridge: TelegramBridge) -> asyncio.Task[int]:
@@ -266,7 +321,22 @@ async def timed(label: str, action: Callable[[], Awaitable[Run]]) -> Run:
 # --- Printing ------------------------------------------------------------------------------
 
 
-def report(args: argparse.Namespace, bridge: Run, baseline: Run, rss_start: float) -> None:
+def requests_line(label: str, run: Run) -> str:
+    """Requests per message by function, their total, and how many the limiter saw."""
+    per_message = ", ".join(
+        f"{name} {count / run.messages:.2f}" for name, count in run.requests.most_common()
+    )
+    total = sum(run.requests.values()) / run.messages
+    return (
+        f"  Telegram requests per message, {label}: {per_message} = {total:.2f}; "
+        f"through the limiter {run.admitted / run.messages:.2f}, "
+        f"optional ones dropped {run.dropped / run.messages:.2f}"
+    )
+
+
+def report(
+    args: argparse.Namespace, bridge: Run, quiet: Run | None, baseline: Run, rss_start: float
+) -> None:
     print()
     for name, run in (("bridge", bridge), ("pipeline alone", baseline)):
         print(
@@ -274,10 +344,15 @@ def report(args: argparse.Namespace, bridge: Run, baseline: Run, rss_start: floa
             f"finished in {run.finished_s:5.1f} s)  cpu {run.cpu_ms:5.2f} ms/msg  "
             f"peak RSS {run.rss_mb:6.1f} MB"
         )
-    per_message = ", ".join(
-        f"{name} {count / bridge.messages:.1f}" for name, count in bridge.requests.most_common()
-    )
-    print(f"  Telegram requests per message: {per_message}")
+    if quiet is not None:
+        print(requests_line(f"short answers one at a time ({quiet.messages})", quiet))
+        sent = sum(quiet.requests.values())
+        met = sent / quiet.messages <= TARGET_REQUESTS and quiet.admitted == sent
+        print(
+            f"  target: <= {TARGET_REQUESTS:g} requests for a short answer, all under the "
+            f"limiter {verdict(met)}"
+        )
+    print(requests_line("in the burst", bridge))
     print(
         f"  bridge vs pipeline alone: throughput ratio {baseline.rate / bridge.rate:.2f}, "
         f"cpu +{bridge.cpu_ms - baseline.cpu_ms:.2f} ms/msg"
@@ -304,25 +379,31 @@ async def run(args: argparse.Namespace, base_url: str) -> None:
     task = await started(bridge)
     concurrency = bridge.dispatcher.max_concurrency
     try:
-        await timed("bridge warm-up", lambda: bench.through_bridge(bridge, 0, args.chats))
+        quiet = None
+        if args.quiet:  # first, while the limiter's budget is free (the burst books it ahead)
+            quiet = await timed(
+                "short answers one at a time",
+                lambda: bench.one_at_a_time(bridge, 0, args.quiet),
+            )
+        await timed("bridge warm-up", lambda: bench.through_bridge(bridge, args.quiet, args.chats))
         if args.no_reactions:
             from aisystem.models import Chat
 
             await Chat.objects.aupdate(status_reactions=False)
         measured = await timed(
-            "bridge", lambda: bench.through_bridge(bridge, args.chats, args.messages)
+            "bridge", lambda: bench.through_bridge(bridge, args.chats + args.quiet, args.messages)
         )
     finally:
         bridge.shutdown.request_stop()
         await task
         await bench.claude.aclose()
-    first = args.chats + args.messages
+    first = args.chats + args.quiet + args.messages
     await timed("baseline warm-up", lambda: bench.pipeline_alone(first, args.chats, concurrency))
     baseline = await timed(
         "pipeline alone",
         lambda: bench.pipeline_alone(first + args.chats, args.messages, concurrency),
     )
-    report(args, measured, baseline, rss_start)
+    report(args, measured, quiet, baseline, rss_start)
 
 
 def main() -> None:
@@ -337,6 +418,9 @@ def main() -> None:
     parser.add_argument("--message-cache", type=int, default=0, help="client message cache size")
     parser.add_argument(
         "--no-reactions", action="store_true", help="status reactions off in every chat"
+    )
+    parser.add_argument(
+        "--quiet", type=int, default=20, help="short answers one at a time first (default 20)"
     )
     args = parser.parse_args()
     workload = (

@@ -58,13 +58,18 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
 
 
 def staff_session() -> str:
-    """A signed-in staff user's session key (after ``setup_django``)."""
+    """A signed-in staff user's session key (after ``setup_django``); the user may view
+    messages, which the live feed requires."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
     from django.test import Client
 
     user = get_user_model().objects.create_user("bench", password="bench-Passw0rd-long")
     user.is_staff = True
     user.save()
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="aisystem", codename="view_message")
+    )
     client = Client()
     client.force_login(user)
     return str(client.cookies["sessionid"].value)

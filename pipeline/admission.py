@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from aisystem.events import PendingEvent, events_record
+from aisystem.metrics.instruments import message_observe_on_commit
 from aisystem.models import (
     Chat,
     Direction,
@@ -28,6 +29,7 @@ from aisystem.models import (
 )
 from aisystem.selectors import access_rules_enabled, identity_usage_today
 from aisystem.services.access import AccessSubject
+from aisystem.services.leases import LeaseRole, lease_fields
 from aisystem.services.rate_limits import (
     chat_counter_key,
     identity_counter_key,
@@ -39,6 +41,7 @@ from pipeline.context_builder import describe_media
 from pipeline.conversations import context_build
 from pipeline.security_gate import BudgetCheck, RateCheck, SecurityGate
 from pipeline.step_events import context_event, gate_event, received_event
+from pipeline.text_safety import inbound_safe
 from pipeline.type_router import classify
 from pipeline.types import (
     AccessDecision,
@@ -72,8 +75,10 @@ class Participants:
 
 
 def admit(message: InboundMessage, *, gate: SecurityGate, now: datetime) -> Admission:
-    """Steps 1 and 2 for one message; records it and every decision for audit."""
+    """Steps 1 and 2 for one message; records it and every decision for audit. Strings no
+    database can store (a lone surrogate, NUL) are replaced first, whatever the transport."""
     started = time.perf_counter()
+    message = inbound_safe(message)
     screened = gate.screen(message, now=now)
     if screened is not None and screened.ignored:
         return Admission(decision=screened, timings_ms={"gate": _ms(started)})
@@ -203,6 +208,7 @@ def _inbound_record(
                 text=message.text or describe_media(message),
                 sent_at=message.sent_at,
                 created_at=now,
+                **lease_fields(_role(message), now),
             )
     except IntegrityError:
         pass
@@ -213,10 +219,17 @@ def _inbound_record(
         direction=Direction.INBOUND,
     )
     if not same_key.filter(status=MessageStatus.INTERRUPTED).update(
-        status=MessageStatus.PROCESSING, status_reason="resumed"
+        status=MessageStatus.PROCESSING,
+        status_reason="resumed",
+        **lease_fields(_role(message), now),
     ):
         return None
     return same_key.get()
+
+
+def _role(message: InboundMessage) -> LeaseRole:
+    """Who processes it: the Telegram bridge, or a web process (browser chat, REST)."""
+    return "bridge" if message.transport == "telegram" else "web"
 
 
 # --- The gate's facts ----------------------------------------------------------------------
@@ -346,6 +359,9 @@ def _reject(
     )
     events_record(
         events, transport=message.transport, chat_id=people.chat.pk, message_id=inbound.pk
+    )
+    message_observe_on_commit(
+        transport=message.transport, status=MessageStatus.REJECTED, timings_ms={"gate": gate_ms}
     )
     return Admission(
         decision=decision,

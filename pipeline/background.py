@@ -51,7 +51,7 @@ from pipeline.agent import AgentOrchestrator, ClaudeAPI
 from pipeline.agent_request import AttachmentLimits
 from pipeline.claude.client import ClaudeClient
 from pipeline.commands import parse_command
-from pipeline.late import late_answer_event, late_reply_queue
+from pipeline.late import late_answer_record
 from pipeline.replies import agent_reply
 from pipeline.tools import ToolsFor, tools_for_message
 from pipeline.type_router import TypeRouter
@@ -106,9 +106,12 @@ def background_hold(*, message_pk: int, attachments: Sequence[Attachment], now: 
 
 def background_enqueue(message_pk: int) -> None:
     """Queue the task that answers the message (django-q2's broker: the database by default,
-    so the task survives a restart)."""
+    so the task survives a restart); the sweep leaves it to that task for QUEUED_GRACE."""
     from django_q.tasks import async_task
 
+    Message.objects.filter(
+        pk=message_pk, status=MessageStatus.DEFERRED, status_reason=BACKGROUND
+    ).update(lease_until=timezone.now() + QUEUED_GRACE)
     async_task(TASK, message_pk, task_name=f"background-{message_pk}", group=BACKGROUND)
 
 
@@ -293,53 +296,20 @@ def _record(claimed: _Claimed, response: AgentResponse) -> bool:
     reply = agent_reply(response)
     answered = reply.status == MessageStatus.ANSWERED
     message, context = claimed.message, claimed.context
-    now = timezone.now()
     with transaction.atomic():
         held = Message.objects.filter(
             pk=context.message_pk, status=MessageStatus.PROCESSING, lease_owner=claimed.owner
         ).update(lease_owner="", lease_until=None)
         if not held:
             return False
-        reply_id, delivered = late_reply_queue(
-            transport=message.transport,
-            chat_pk=context.chat_pk,
-            text=reply.text,
-            idempotency_key=f"background:{context.message_pk}",
-            reply_to=message.message_id,
-            source_message_pk=context.message_pk,
-        )
-        reason = BACKGROUND if answered else reply.reason
-        outcomes.message_finish(
-            outcomes.Outcome(
-                message_pk=context.message_pk,
-                chat_pk=context.chat_pk,
-                identity_pk=context.identity_id,
-                conversation_id=context.conversation_id,
-                transport=message.transport,
-                status=reply.status,
-                reason=reason,
-                reply=reply.text,
-                reply_ids=(reply_id,),
-                delivered=delivered,
-                queued=not delivered,
-                model=response.model,
-                input_tokens=response.input_tokens,
-                output_tokens=response.output_tokens,
-                cost_usd=response.cost_usd,
-            ),
-            events=[
-                late_answer_event(
-                    transport=message.transport,
-                    reply=reply,
-                    response=response,
-                    text=reply.text,
-                    reason=reason,
-                    queued=not delivered,
-                    summary=("Answered in the background", "Background answer failed"),
-                    extra={"background": True},
-                )
-            ],
-            now=now,
+        late_answer_record(
+            message=message,
+            context=context,
+            reply=reply,
+            response=response,
+            kind=BACKGROUND,
+            reason=BACKGROUND if answered else reply.reason,
+            summary=("Answered in the background", "Background answer failed"),
         )
         HeldAttachment.objects.filter(message_id=context.message_pk).delete()
     return True

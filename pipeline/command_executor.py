@@ -10,6 +10,11 @@ waiting for confirmation (``pipeline.tools.pending``).
 
 Reminders: ``/remind``, ``/reminders`` and ``/timezone`` are ``pipeline.reminders.commands``,
 run here with the real clock.
+
+The person's data: ``/usage``, ``/export`` (its outcome carries the JSON file as ``document``
+for the processor to send) and ``/forget`` (its outcome carries the confirmation's
+``pending_action_id``, for the transport's Confirm/Cancel buttons) are
+``pipeline.data_commands``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connections
-from django.db.models import Q
 from django.utils import timezone
 
 from aisystem.integrations.accounts import (
@@ -34,31 +38,34 @@ from aisystem.models import (
     Identity,
     IntegrationAccount,
     IntegrationStatus,
-    RateLimitPolicy,
     Workspace,
 )
-from aisystem.selectors import identity_usage_today
 from aisystem.services.conversations import conversations_end
 from pipeline.background import background_cancel
 from pipeline.claude.client import claude_status
 from pipeline.commands import COMMANDS, help_text
+from pipeline.data_commands import PRIVATE_CHAT_TYPES, export_reply, forget_propose, usage_reply
 from pipeline.reminders.commands import remind_command, reminders_command, timezone_command
 from pipeline.tools.pending import pending_action_cancel, pending_action_confirm
-from pipeline.types import MessageContext
+from pipeline.types import MessageContext, OutboundMedia
 
 WELCOME = "Hello! I'm your assistant. Write to me in plain words, or send a photo or a PDF."
 PRIVATE_LINK_ONLY = "Ask me in a private chat: the link is personal."
-# Where a /connect link may be posted: chats no one else reads.
-PRIVATE_CHAT_TYPES = frozenset({"private", "web", "api"})
-# Commands that call a provider: the processor runs them outside the shared ORM thread.
-PROVIDER_COMMANDS = frozenset({"confirm", "disconnect"})
+# Commands that call a provider, or read a person's whole history (/export): the processor
+# runs them outside the shared ORM thread.
+PROVIDER_COMMANDS = frozenset({"confirm", "disconnect", "export"})
 
 
 @dataclass(frozen=True)
 class CommandOutcome:
+    """The reply (Markdown); ``document`` is a file to send after it; ``pending_action_id``
+    is the change the reply asks the person to confirm (for Confirm/Cancel buttons)."""
+
     reply: str
     cancel_requested: bool = False
     new_conversation: bool = False
+    document: OutboundMedia | None = None
+    pending_action_id: int | None = None
 
 
 def command_execute(*, name: str, args: str, context: MessageContext) -> CommandOutcome:
@@ -83,6 +90,8 @@ def command_execute(*, name: str, args: str, context: MessageContext) -> Command
         "reminders": _reminders,
         "timezone": _timezone,
         "bg": _bg,
+        "export": _export,
+        "forget": _forget,
     }
     return handlers[name](args, context)
 
@@ -146,24 +155,21 @@ def _workspace(args: str, context: MessageContext) -> CommandOutcome:
 
 
 def _usage(args: str, context: MessageContext) -> CommandOutcome:
-    usage = identity_usage_today(identity_id=context.identity_id)
-    identity = Identity.objects.get(pk=context.identity_id)
-    policies = list(
-        RateLimitPolicy.objects.filter(enabled=True).filter(
-            Q(identity=identity) | Q(role=identity.role)
-        )
+    return CommandOutcome(reply=usage_reply(identity_id=context.identity_id, now=timezone.now()))
+
+
+def _export(args: str, context: MessageContext) -> CommandOutcome:
+    exported = export_reply(
+        identity_id=context.identity_id, chat_type=context.chat_type, now=timezone.now()
     )
-    policy = next((p for p in policies if p.identity_id), None) or next(iter(policies), None)
-    lines = [f"Today you have used {usage.tokens:,} tokens (about ${usage.cost_usd:.4f})."]
-    if policy is not None and policy.daily_token_budget is not None:
-        lines.append(f"Daily token budget: {policy.daily_token_budget:,}.")
-    if policy is not None and policy.daily_cost_budget is not None:
-        lines.append(f"Daily cost budget: ${policy.daily_cost_budget:.2f}.")
-    if policy is not None and policy.messages_per_window is not None:
-        lines.append(
-            f"Rate limit: {policy.messages_per_window} messages per {policy.window_seconds} s."
-        )
-    return CommandOutcome(reply="\n".join(lines))
+    return CommandOutcome(reply=exported.text, document=exported.document)
+
+
+def _forget(args: str, context: MessageContext) -> CommandOutcome:
+    proposed = forget_propose(
+        identity_id=context.identity_id, chat_pk=context.chat_pk, message_pk=context.message_pk
+    )
+    return CommandOutcome(reply=proposed.text, pending_action_id=proposed.action_id)
 
 
 def _status(args: str, context: MessageContext) -> CommandOutcome:

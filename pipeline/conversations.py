@@ -24,39 +24,36 @@ from aisystem.models import (
     MessageStatus,
     Workspace,
 )
+from aisystem.services.conversations import workspace_default_ensure
 from pipeline.config_cache import CONFIG
 from pipeline.context_builder import describe_media, reply_context, strip_mention, trim_history
 from pipeline.types import HistoryTurn, InboundMessage, MessageContext, WorkspaceInfo
 
-DEFAULT_WORKSPACE_SLUG = "assistant"
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a helpful, concise assistant. Answer in the language the user writes in."
-)
+# Default workspaces this process made (or found) inside a transaction not yet committed: not
+# to be kept in the per-process copy, which other threads read, until the commit.
+_UNCOMMITTED: set[int] = set()
 
 
 def workspace_default() -> Workspace:
-    """The default workspace, created on first use so a fresh install answers at once."""
-    return CONFIG.get("default_workspace", _workspace_default_load)
-
-
-def _workspace_default_load() -> Workspace:
-    workspace = Workspace.objects.filter(is_default=True).first()
-    if workspace is not None:
-        return workspace
-    try:
-        with transaction.atomic():
-            workspace, _ = Workspace.objects.update_or_create(
-                slug=DEFAULT_WORKSPACE_SLUG,
-                defaults={"is_default": True, "is_active": True},
-                create_defaults={
-                    "name": "Assistant",
-                    "system_prompt": DEFAULT_SYSTEM_PROMPT,
-                    "is_default": True,
-                },
-            )
-    except IntegrityError:  # another process made one the default first
-        workspace = Workspace.objects.get(is_default=True)
+    """The default workspace, made by the first message that finds none, so a fresh install
+    answers at once. A row made (or found) inside a transaction is kept out of the
+    per-process copy until that transaction commits: another thread of this process using
+    it before then would fail on a row it cannot see (PostgreSQL refused those messages'
+    conversations with a foreign-key error while two web processes started)."""
+    found = CONFIG.get("default_workspace", _workspace_default_committed)
+    if found is not None:
+        return found
+    workspace = workspace_default_ensure()
+    if connection.in_atomic_block:
+        pk = workspace.pk
+        _UNCOMMITTED.add(pk)
+        transaction.on_commit(lambda: _UNCOMMITTED.discard(pk))
     return workspace
+
+
+def _workspace_default_committed() -> Workspace | None:
+    workspace = Workspace.objects.filter(is_default=True).first()
+    return None if workspace is None or workspace.pk in _UNCOMMITTED else workspace
 
 
 def workspace_for_chat(chat: Chat) -> Workspace:

@@ -13,8 +13,9 @@ from django.utils import timezone
 from aisystem.events import PendingEvent, preview
 from aisystem.models import MessageStatus, Transport
 from aisystem.services.outbox import outbox_enqueue
+from pipeline import outcomes
 from pipeline.replies import Reply
-from pipeline.types import AgentResponse
+from pipeline.types import AgentResponse, InboundMessage, MessageContext
 
 
 def late_reply_queue(
@@ -79,4 +80,58 @@ def late_answer_event(
         level="info" if answered else "warning",
         data=data,
         created_at=created_at or timezone.now(),
+    )
+
+
+def late_answer_record(
+    *,
+    message: InboundMessage,
+    context: MessageContext,
+    reply: Reply,
+    response: AgentResponse,
+    kind: str,
+    reason: str,
+    summary: tuple[str, str],
+) -> None:
+    """Queue a late reply to ``message`` (idempotency key ``<kind>:<message pk>``), record the
+    message's outcome and announce it (``message.answered``/``.failed`` with ``<kind>: true``),
+    in the caller's transaction: the caller has just checked it still holds the message."""
+    reply_id, delivered = late_reply_queue(
+        transport=message.transport,
+        chat_pk=context.chat_pk,
+        text=reply.text,
+        idempotency_key=f"{kind}:{context.message_pk}",
+        reply_to=message.message_id,
+        source_message_pk=context.message_pk,
+    )
+    event = late_answer_event(
+        transport=message.transport,
+        reply=reply,
+        response=response,
+        text=reply.text,
+        reason=reason,
+        queued=not delivered,
+        summary=summary,
+        extra={kind: True},
+    )
+    outcomes.message_finish(
+        outcomes.Outcome(
+            message_pk=context.message_pk,
+            chat_pk=context.chat_pk,
+            identity_pk=context.identity_id,
+            conversation_id=context.conversation_id,
+            transport=message.transport,
+            status=reply.status,
+            reason=reason,
+            reply=reply.text,
+            reply_ids=(reply_id,),
+            delivered=delivered,
+            queued=not delivered,
+            model=response.model,
+            input_tokens=response.input_tokens,
+            output_tokens=response.output_tokens,
+            cost_usd=response.cost_usd,
+        ),
+        events=[event],
+        now=timezone.now(),
     )

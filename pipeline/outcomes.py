@@ -1,18 +1,25 @@
 """The end of a message's journey in the database: its final status, the stored reply with
-its usage, cost and latency, and the events of steps 3 to 5, in one transaction."""
+its usage, cost and latency, and the events of steps 3 to 5, in one transaction.
+
+Once that transaction commits, the outcome is counted in the metrics
+(``aisystem.metrics.instruments``): the status, the cost, and the step timings the
+processor's final event carries (``step_events.done_event``'s ``timings_ms``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from aisystem.events import PendingEvent, events_record
+from aisystem.metrics.instruments import message_observe_on_commit
 from aisystem.models import Chat, Direction, Message, MessageKind, MessageStatus, OutboxItem
+from aisystem.services.usage import usage_record
 from pipeline.claude import store as claude_store
 
 
@@ -60,11 +67,14 @@ def message_finish(
             status_reason=outcome.reason[:64],
             latency_ms=outcome.latency_ms,
             model=outcome.model,
+            lease_owner="",  # finished: nobody holds it any more
+            lease_until=None,
         )
         if outcome.retry_at is not None and outcome.reply:
             _reschedule(outcome)
             outcome = replace(outcome, queued=True)
         reply_pk = _reply_record(outcome, now=now) if outcome.reply else None
+        _usage_record(outcome, counted_reply=reply_pk is not None, now=now)
         Chat.objects.filter(pk=outcome.chat_pk).update(last_message_at=now)
         events_record(
             events,
@@ -72,7 +82,39 @@ def message_finish(
             chat_id=outcome.chat_pk,
             message_id=outcome.message_pk,
         )
+        message_observe_on_commit(
+            transport=outcome.transport,
+            status=outcome.status,
+            timings_ms=_step_timings(events),
+            cost_usd=outcome.cost_usd,
+        )
     return reply_pk
+
+
+def _step_timings(events: Sequence[PendingEvent]) -> Mapping[str, float]:
+    """The step timings of the outcome's final event; none for an outcome recorded without
+    one (a deferred or scheduled answer, which has no steps of its own to time)."""
+    for event in events:
+        timings = event.data.get("timings_ms")
+        if isinstance(timings, Mapping):
+            return {
+                str(step): float(ms) for step, ms in timings.items() if isinstance(ms, int | float)
+            }
+    return {}
+
+
+def _usage_record(outcome: Outcome, *, counted_reply: bool, now: datetime) -> None:
+    """The daily usage rollup, in this transaction: the message if it was answered or failed,
+    and the tokens and cost of the reply stored with it (``aisystem.services.usage``)."""
+    usage_record(
+        identity_id=outcome.identity_pk,
+        conversation_id=outcome.conversation_id,
+        at=now,
+        status=outcome.status,
+        input_tokens=outcome.input_tokens if counted_reply else 0,
+        output_tokens=outcome.output_tokens if counted_reply else 0,
+        cost_usd=outcome.cost_usd if counted_reply else Decimal(0),
+    )
 
 
 def _reply_record(outcome: Outcome, *, now: datetime) -> int:
@@ -139,8 +181,10 @@ def _reply_status(outcome: Outcome) -> str:
 
 
 def message_mark(*, message_pk: int, status: str, reason: str = "") -> None:
-    """Change one inbound message's status (interrupted, deferred, …)."""
-    Message.objects.filter(pk=message_pk).update(status=status, status_reason=reason[:64])
+    """Change one inbound message's status (interrupted, deferred, …); its lease ends."""
+    Message.objects.filter(pk=message_pk).update(
+        status=status, status_reason=reason[:64], lease_owner="", lease_until=None
+    )
 
 
 def messages_mark_interrupted(*, transport: str, keys: Iterable[tuple[str, str]]) -> int:
@@ -157,14 +201,31 @@ def messages_mark_interrupted(*, transport: str, keys: Iterable[tuple[str, str]]
     ).update(status=MessageStatus.INTERRUPTED, status_reason="shutdown")
 
 
-def messages_mark_orphans_interrupted(*, transport: str) -> int:
-    """At a transport's start: its messages left "processing" belong to a process that died
-    (one bridge runs per account), so they are marked interrupted, to be resumed."""
-    return Message.objects.filter(
-        transport=transport,
-        direction=Direction.INBOUND,
-        status__in=[MessageStatus.RECEIVED, MessageStatus.PROCESSING],
-    ).update(status=MessageStatus.INTERRUPTED, status_reason="process_died")
+def messages_mark_orphans_interrupted(*, transport: str, now: datetime | None = None) -> int:
+    """At a transport's start: its messages left "processing" by a process that died are
+    marked interrupted, to be resumed. That is every one the bridge held (one bridge runs per
+    account, so a bridge's lease is its dead predecessor's) and every one whose lease ran out;
+    a message a live worker is answering (a deferred one: its lease is renewed) is left to
+    it."""
+    moment = now or timezone.now()
+    return (
+        Message.objects.filter(
+            transport=transport,
+            direction=Direction.INBOUND,
+            status__in=[MessageStatus.RECEIVED, MessageStatus.PROCESSING],
+        )
+        .filter(
+            Q(lease_until__isnull=True)
+            | Q(lease_until__lt=moment)
+            | Q(lease_owner__startswith="bridge:")
+        )
+        .update(
+            status=MessageStatus.INTERRUPTED,
+            status_reason="process_died",
+            lease_owner="",
+            lease_until=None,
+        )
+    )
 
 
 def messages_interrupted(*, transport: str, limit: int = 500) -> list[tuple[str, str]]:

@@ -55,10 +55,11 @@ from pipeline.replies import (
 )
 from pipeline.response_manager import (
     REACTION_DONE,
-    REACTION_FAILED,
     REACTION_RECEIVED,
     REACTION_THINKING,
     ResponseManager,
+    answer_key,
+    final_reaction,
 )
 from pipeline.security_gate import SecurityGate
 from pipeline.step_events import agent_event, done_event, route_event
@@ -66,8 +67,10 @@ from pipeline.tools import ToolRegistry, tools_for_message
 from pipeline.type_router import TypeRouter, unsupported_reply
 from pipeline.types import (
     AgentResponse,
+    DeliveryResult,
     InboundMessage,
     MessageContext,
+    OutboundMedia,
     ProcessingPlan,
     ProcessingResult,
     ProcessingStatus,
@@ -75,6 +78,7 @@ from pipeline.types import (
 )
 
 NOTHING_TO_STOP = "There's nothing to stop."
+DOCUMENT_FAILED = "I couldn't send you the file just now. Please try again in a while."
 
 logger = logging.getLogger(__name__)
 
@@ -203,8 +207,8 @@ class UnifiedMessageProcessor:
         if plan.handler == "ignore":
             return Reply(text="", status=MessageStatus.IGNORED, reason=plan.reason)
         if plan.handler == "command":
-            reply = await self._command(message, context, plan, journey)
-        elif plan.handler == "unsupported":
+            return await self._command(message, transport, context, plan, journey)
+        if plan.handler == "unsupported":
             reply = Reply(
                 text=unsupported_reply(plan.reason),
                 status=MessageStatus.ANSWERED,
@@ -233,10 +237,12 @@ class UnifiedMessageProcessor:
     async def _command(
         self,
         message: InboundMessage,
+        transport: Transport,
         context: MessageContext,
         plan: ProcessingPlan,
         journey: _Journey,
     ) -> Reply:
+        """Run the command and deliver its reply, then its file if it has one (/export)."""
         since = time.perf_counter()
         execute = (
             _command_execute_unshared if plan.command in PROVIDER_COMMANDS else _command_execute
@@ -250,12 +256,44 @@ class UnifiedMessageProcessor:
             said = ["Stopped." if stopped else "", outcome.reply]
             text = "\n\n".join(part for part in said if part) or NOTHING_TO_STOP
         journey.lap("command", since)
-        return Reply(
+        # A command asking for a confirmation (/forget) carries it as an answer proposing a
+        # change does, so the transport offers its Confirm/Cancel buttons.
+        asks = outcome.pending_action_id
+        reply = Reply(
             text=text,
             status=MessageStatus.ANSWERED,
             reason=f"/{plan.command}",
             kind=MessageKind.COMMAND,
+            agent=AgentResponse(outcome="ok", pending_action_id=asks) if asks else None,
         )
+        since = time.perf_counter()
+        delivery = await self.responses.deliver(
+            transport, message.chat_id, reply.text, reply_to=message.message_id
+        )
+        if outcome.document is not None and delivery.delivered:
+            delivery = await self._send_document(transport, message, outcome.document, delivery)
+        journey.lap("delivery", since)
+        return with_delivery(reply, delivery)
+
+    async def _send_document(
+        self,
+        transport: Transport,
+        message: InboundMessage,
+        document: OutboundMedia,
+        delivery: DeliveryResult,
+    ) -> DeliveryResult:
+        """Send a command's file after its reply; when the transport refuses it, say so."""
+        try:
+            sent = await transport.send_media(
+                message.chat_id, document, reply_to=message.message_id
+            )
+        except Exception as error:
+            logger.warning("sending a %s file failed: %s", transport.name, type(error).__name__)
+            notice = await self.responses.deliver(transport, message.chat_id, DOCUMENT_FAILED)
+            sent_ids = notice.transport_message_ids
+        else:
+            sent_ids = (sent,)
+        return replace(delivery, transport_message_ids=delivery.transport_message_ids + sent_ids)
 
     async def _answer(
         self,
@@ -266,24 +304,34 @@ class UnifiedMessageProcessor:
         journey: _Journey,
     ) -> Reply:
         reactions = context.status_reactions
+        chat_id, message_id = message.chat_id, message.message_id
+        streaming = self.responses.stream(
+            transport, chat_id, reply_to=message_id, key=answer_key(context.message_pk)
+        )
+        # A resumed message (catch-up) may have been answered, or begun, before a stop or crash.
+        earlier = await streaming.resume() if message.is_catch_up else None
+        if earlier is not None:
+            if reactions:
+                await self.responses.react(transport, chat_id, message_id, REACTION_DONE)
+            reply = Reply(earlier.text, MessageStatus.ANSWERED)
+            return with_delivery(reply, earlier.delivery)
         if reactions:
-            await self.responses.react(
-                transport, message.chat_id, message.message_id, REACTION_RECEIVED
-            )
-        typing = self.responses.keep_typing(transport, message.chat_id)
-        streaming = self.responses.stream(transport, message.chat_id, reply_to=message.message_id)
+            await self.responses.react(transport, chat_id, message_id, REACTION_RECEIVED)
+        typing = self.responses.keep_typing(transport, chat_id)
         shown = {"text": ""}
+        streams = plan.stream and transport.streams
 
         async def on_text(accumulated: str) -> None:
-            if not shown["text"]:
+            first, on_screen = not shown["text"], bool(streaming.message_ids)
+            if first:
                 typing.cancel()
-                if reactions:
-                    await self.responses.react(
-                        transport, message.chat_id, message.message_id, REACTION_THINKING
-                    )
             shown["text"] = accumulated
             if plan.stream:
                 await streaming.update(accumulated)
+            # 🤔 once the answer starts to show (a short one shows only whole, with 👍).
+            thinking = bool(streaming.message_ids) and not on_screen if streams else first
+            if reactions and thinking:
+                await self.responses.react(transport, chat_id, message_id, REACTION_THINKING)
 
         since = time.perf_counter()
         try:
@@ -294,16 +342,11 @@ class UnifiedMessageProcessor:
         journey.events.append(agent_event(response))
         reply = agent_reply(response)
         since = time.perf_counter()
-        delivery = await streaming.finish(reply.text)
+        delivery = await streaming.finish(reply.text, final=reply.status == MessageStatus.ANSWERED)
         journey.lap("delivery", since)
-        if reactions:
-            ok = reply.status == MessageStatus.ANSWERED and delivery.delivered
-            await self.responses.react(
-                transport,
-                message.chat_id,
-                message.message_id,
-                REACTION_DONE if ok else REACTION_FAILED,
-            )
+        if reactions:  # 🕒, not ❌, for an answer rescheduled: the outbox sets 👍 when it lands
+            reaction = final_reaction(reply.status, delivery)
+            await self.responses.react(transport, chat_id, message_id, reaction)
         return with_delivery(reply, delivery)
 
     async def _run_agent(

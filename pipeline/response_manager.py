@@ -8,8 +8,17 @@ gets the text as is, split only if it has a limit.
 
 Streaming: ``StreamingReply`` shows the text as it grows by editing one message, no more
 often than the transport's ``edit_interval_seconds``; past the length limit it finishes
-that message and continues in a new one. Typing and status reactions are best effort: a
-failure there is logged, never fatal to the reply.
+that message and continues in a new one. A transport's own stream (``stream``'s ``key``
+names the reply) may remember what it put on screen, so that a reply cut short by a stop or
+a crash is finished in place (``StreamingReply.resume``); the base one remembers nothing.
+Typing and status reactions are best effort: a failure there is logged, never fatal to
+the reply.
+
+Status reactions: 👀 when a message is taken, 🤔 once its answer starts to show, then 👍
+(delivered), 🕒 (the answer waits for the transport, e.g. a long Telegram flood wait: the
+outbox delivers it later and sets 👍 then) or ❌ (``final_reaction``). 👀 and 🤔 only mark
+passing states (``TRANSIENT_REACTIONS``): a transport short of its request budget may drop
+them, never the final one.
 """
 
 from __future__ import annotations
@@ -17,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
+from aisystem.models import MessageStatus
 from pipeline.formatting import html_to_plain, render_for_telegram, split_plain_text
 from pipeline.types import DeliveryResult, FormattingRejected, Transport
 
@@ -27,10 +38,37 @@ logger = logging.getLogger(__name__)
 REACTION_RECEIVED = "👀"
 REACTION_THINKING = "🤔"
 REACTION_DONE = "👍"
+REACTION_WAITING = "🕒"
 REACTION_FAILED = "❌"
+TRANSIENT_REACTIONS = frozenset({REACTION_RECEIVED, REACTION_THINKING})
 TYPING_INTERVAL_SECONDS = 4.0
 LEFTOVER_MARK = "…"
 _PLAIN_LIMIT = 2**31
+
+
+@dataclass(frozen=True)
+class EarlierDelivery:
+    """A reply delivered whole before a restart: its text and where it is."""
+
+    text: str
+    delivery: DeliveryResult
+
+
+def answer_key(message_pk: int) -> str:
+    """The name of the answer to inbound message ``message_pk`` (``ResponseManager.stream``'s
+    ``key``): the idempotency key ``outcomes`` gives its outbox item when the answer is
+    rescheduled, so that the outbox finishes the messages the stream showed."""
+    return f"reply:{message_pk}"
+
+
+def final_reaction(status: str, delivery: DeliveryResult) -> str:
+    """The reaction that ends a message's reactions: 👍 for an answer delivered, 🕒 for an
+    answer its transport will deliver later (rescheduled), ❌ for everything else."""
+    if status != MessageStatus.ANSWERED:
+        return REACTION_FAILED
+    if delivery.delivered:
+        return REACTION_DONE
+    return REACTION_WAITING if delivery.retry_after_seconds is not None else REACTION_FAILED
 
 
 def format_parts(text: str, transport: Transport) -> list[str]:
@@ -50,10 +88,20 @@ def plain_parts(text: str, transport: Transport) -> list[str]:
 
 class ResponseManager:
     async def deliver(
-        self, transport: Transport, chat_id: str, text: str, *, reply_to: str | None = None
+        self,
+        transport: Transport,
+        chat_id: str,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        shown: Sequence[tuple[str, str]] = (),
     ) -> DeliveryResult:
-        """Send ``text`` (Markdown) as one or more messages."""
-        return await self._send_parts(transport, chat_id, text, reply_to=reply_to, shown=[])
+        """Send ``text`` (Markdown) as one or more messages. ``shown``: (id, text) of messages
+        already showing part of this reply (a text of "" when unknown): they are edited into
+        its first parts, and only the rest is sent."""
+        return await self._send_parts(
+            transport, chat_id, text, reply_to=reply_to, shown=list(shown)
+        )
 
     async def _send_parts(
         self,
@@ -115,8 +163,15 @@ class ResponseManager:
         return tuple(message_id for message_id, _ in shown[: len(parts)])
 
     def stream(
-        self, transport: Transport, chat_id: str, *, reply_to: str | None = None
+        self,
+        transport: Transport,
+        chat_id: str,
+        *,
+        reply_to: str | None = None,
+        key: str = "",
     ) -> StreamingReply:
+        """A reply to stream in ``chat_id``. ``key`` names the reply for a stream that
+        remembers what it showed (``StreamingReply.resume``); this one does not."""
         return StreamingReply(self, transport, chat_id, reply_to=reply_to)
 
     @staticmethod
@@ -157,6 +212,20 @@ class StreamingReply:
         self._shown: list[str] = []
         self._last_write = float("-inf")
         self._failed = False
+        self._writing: asyncio.Future[None] | None = None
+
+    def restored(self, message_ids: Sequence[str]) -> None:
+        """Messages an earlier attempt left showing this reply, their text unknown: they are
+        edited into this reply's first parts, not sent again."""
+        self.message_ids = list(message_ids)
+        self._shown = [""] * len(self.message_ids)
+
+    async def resume(self) -> EarlierDelivery | None:
+        """Pick up what an earlier attempt at this reply left on screen (a stop or a crash
+        cut it short). The reply delivered whole, if it was: then nothing more is to be
+        sent. Otherwise None, and ``update``/``finish`` edit what was shown into this
+        attempt's reply. This stream keeps no record, so there is never anything."""
+        return None
 
     async def update(self, text: str) -> None:
         """Show ``text`` (may also shrink when a failed attempt is retried from scratch).
@@ -168,6 +237,13 @@ class StreamingReply:
         parts = format_parts(text, self.transport)
         if not parts:
             return
+        # Shielded: a cancellation (/cancel, the Stop button) landing mid-send must not lose
+        # the id of a message the transport has sent; ``finish`` waits for the write.
+        self._writing = asyncio.ensure_future(self._show_all(parts))
+        await asyncio.shield(self._writing)
+        self._last_write = self.clock()
+
+    async def _show_all(self, parts: list[str]) -> None:
         try:
             for index, part in enumerate(parts):
                 await self._show(part, index=index)
@@ -175,7 +251,6 @@ class StreamingReply:
             # Streaming is a courtesy; the final delivery will try again from what was shown.
             logger.info("streamed edit failed: %s", type(error).__name__)
             self._failed = True
-        self._last_write = self.clock()
 
     async def _show(self, part: str, *, index: int) -> None:
         if index < len(self.message_ids):
@@ -190,9 +265,13 @@ class StreamingReply:
         )
         self._shown.append(part)
 
-    async def finish(self, text: str) -> DeliveryResult:
+    async def finish(self, text: str, *, final: bool = True) -> DeliveryResult:
         """Deliver the final ``text``: edit the streamed messages into its parts, send the
-        rest; streamed messages beyond the final parts (the reply shrank) become "…"."""
+        rest; streamed messages beyond the final parts (the reply shrank) become "…".
+        ``final=False``: the text stands in for an answer to come (a deferral notice), so a
+        stream that remembers its reply keeps it open for a resumed attempt to replace."""
+        if self._writing is not None:
+            await asyncio.wait([self._writing])  # a streamed write a cancellation cut short
         return await self.manager._send_parts(
             self.transport,
             self.chat_id,

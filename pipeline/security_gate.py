@@ -15,6 +15,7 @@ nothing re-checks access.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,33 @@ NOT_AVAILABLE = "Sorry, this assistant isn't available to you."
 SLOW_DOWN = "You're sending messages faster than I can answer. Please try again in {wait}."
 OUT_OF_BUDGET = "You've reached today's usage limit. It resets at midnight."
 TOO_LONG = "That message is too long for me ({length:,} characters; the limit is {limit:,})."
+
+# Characters that show nothing on their own, beyond whitespace and the control (Cc) and format
+# (Cf: zero-width space and joiners, the BOM, bidi controls) categories: Unicode's default-
+# ignorable fillers and variation selectors, which a text made only of them leaves empty.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
+INVISIBLE_FILLERS = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0"
+    + "".join(chr(code) for code in range(0xFE00, 0xFE10))
+    + "".join(chr(code) for code in range(0xE0100, 0xE01F0))
+)
+
+
+def is_invisible(char: str) -> bool:
+    """True for a character that shows nothing on its own: whitespace, a control or format
+    character, or a default-ignorable filler (see ``is_blank``)."""
+    return (
+        char.isspace()
+        or char in INVISIBLE_FILLERS
+        or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+    )
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: it is empty or made only of whitespace, zero-width
+    and format characters (U+200B, U+FEFF, bidi controls, …) and other invisible ones. The
+    pipeline treats such text as no text at all; every transport's blank check is this one."""
+    return all(is_invisible(char) for char in text)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from pipeline.agent_request import AttachmentLimits, UnsupportedReason, inspect_attachment
 from pipeline.commands import ParsedCommand, parse_command
+from pipeline.security_gate import is_blank
 from pipeline.types import (
     ContentKind,
     InboundMessage,
@@ -70,7 +71,7 @@ def _content_kind(message: InboundMessage) -> ContentKind:
         return "contact"
     if message.poll is not None:
         return "poll"
-    if not message.text.strip():
+    if is_blank(message.text):  # zero-width or BOM-only text is as blank as spaces
         return "unknown"
     if not message.is_forwarded and parse_command(message.text) is not None:
         return "command"

@@ -21,6 +21,7 @@ from pyrogram import Client, enums, types
 from pyrogram.errors.rpc_error import RPCError
 
 from pipeline.agent_request import AttachmentLimits
+from pipeline.text_safety import inbound_safe
 from pipeline.types import Contact, InboundMessage, Location, Poll, ReplyReference
 from telegram_bridge.media import attachments_of
 
@@ -72,7 +73,8 @@ async def inbound_from_message(
     dice, a game, a story…) is returned with no content, so the router can say it cannot
     handle it. An edited message (``edit_date`` set, not a hidden edit) gets its edit's key
     and time. ``download=False`` describes files without fetching them (for a message only
-    recorded, not answered now). Never raises for a download failure."""
+    recorded, not answered now). Never raises for a download failure. Its strings hold no
+    lone surrogate or NUL (``pipeline.text_safety``)."""
     chat = message.chat
     skip = _skip_reason(message)
     if skip or chat is None:
@@ -89,7 +91,7 @@ async def inbound_from_message(
     sender_id, sender_username, sender_name = _sender(message)
     edited = message.edit_date is not None and not message.edit_hidden
     replied = await _replied_to(client, message) if not own else message.reply_to_message
-    return InboundMessage(
+    inbound = InboundMessage(
         transport=TRANSPORT,
         chat_id=str(chat.id),
         chat_type=_CHAT_TYPES.get(chat.type, "supergroup") if chat.type else "supergroup",
@@ -112,6 +114,8 @@ async def inbound_from_message(
         contact=contact,
         poll=poll,
     )
+    # Half a surrogate pair (or NUL) in any of its strings could not be stored.
+    return inbound_safe(inbound)
 
 
 def message_key(message_id: int, edit_date: datetime | None = None) -> str:

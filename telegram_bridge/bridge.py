@@ -5,7 +5,9 @@ Life of a run (``TelegramBridge.run``):
 1. connect (retrying network failures with exponential backoff; a revoked or invalid session
    is recorded, announced with an alert event, and ends the run: it never loops);
 2. messages left "processing" by a process that died are marked interrupted, and every
-   interrupted message is fetched again from Telegram and resumed (once: see the store);
+   interrupted message is fetched again from Telegram and resumed (once: see the store); an
+   answer it had begun, or delivered, is finished in place or recorded as it is, never sent
+   a second time (``journal``);
 3. updates that arrived while the bridge was down come in through Pyrogram's gap recovery
    (the update state is kept in the database, see ``storage``) while the client starts, so the
    handlers are registered first and hold them until step 2 is done and intake opens; those
@@ -14,8 +16,10 @@ Life of a run (``TelegramBridge.run``):
 4. each message goes to the dispatcher (chats concurrently, each chat in order, bounded,
    with backpressure); ``/cancel`` and the Stop button bypass the chat's queue (the button
    stops a reply only for the person who asked for it); an edit is a message of its own,
-   answered if it changes the text (see ``adapter.message_key`` and ``records``); an answer
-   that proposes a change gets Confirm/Cancel buttons (bots only; see ``decisions``);
+   answered if it changes the text (see ``adapter.message_key`` and ``records``); a post in
+   a broadcast channel is ignored (recorded) unless staff enabled the channel
+   (``Chat.channel_enabled``, see ``records``); an answer that proposes a change gets
+   Confirm/Cancel buttons (bots only; see ``decisions``);
 5. on SIGTERM/SIGINT: intake stops, in-flight messages get ``shutdown_deadline_seconds`` to
    finish, the ones cut short are marked interrupted, the outbox sender finishes the delivery
    in progress, the client stops, the exit code is 0. Messages still queued behind them, or
@@ -68,10 +72,10 @@ from telegram_bridge.dispatcher import ChatDispatcher, DispatcherClosed
 from telegram_bridge.heartbeat import Heartbeat, HeartbeatSnapshot
 from telegram_bridge.lease import AccountLease, LeaseLost
 from telegram_bridge.outbox import OutboxSender
+from telegram_bridge.replies import StopButtonResponses
 from telegram_bridge.shutdown import ShutdownController
 from telegram_bridge.transport import (
     OutboundLimiter,
-    StopButtonResponses,
     TelegramTransport,
     stop_callback_chat,
 )
@@ -80,10 +84,15 @@ from telegram_bridge.unfinished import UnfinishedMessages
 logger = logging.getLogger(__name__)
 
 TRANSPORT = "telegram"
+CHANNEL = "channel"  # a broadcast channel's chat type (see ``adapter``)
 EXIT_OK, EXIT_REVOKED, EXIT_BUSY = 0, 3, 4
 # How long the heartbeat, outbox and storage loops get to end by themselves at a stop.
 BACKGROUND_GRACE_SECONDS = 10.0
 NOT_YOURS_TO_STOP = "Only the person who asked can stop this reply."
+
+
+async def _channel_post_taken(inbound: InboundMessage) -> bool:
+    return await sync_to_async(records.channel_post_taken)(inbound, now=timezone.now())
 
 
 class TelegramBridge:
@@ -95,7 +104,10 @@ class TelegramBridge:
         config: BridgeConfig,
         processor: UnifiedMessageProcessor | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``sleep`` and ``clock`` are the ones flood waits and the outbound limiter use (a
+        test's sleep that does not wait needs a clock that moves by what it slept)."""
         self.session = session
         self.client = client
         # The adapter fetches the message a reply answers when it needs it; Pyrogram would
@@ -104,6 +116,7 @@ class TelegramBridge:
         self.config = config
         self.processor = processor or UnifiedMessageProcessor(responses=StopButtonResponses())
         self.sleep = sleep
+        self.clock = clock
         self.dispatcher = ChatDispatcher(
             max_concurrency=config.max_concurrency, max_pending=config.max_pending
         )
@@ -225,6 +238,13 @@ class TelegramBridge:
                 inbound.chat_id,
             )
             return
+        if inbound.chat_type == CHANNEL and not await _channel_post_taken(inbound):
+            logger.info(
+                "message %s in channel %s: ignored, the channel is not enabled",
+                inbound.message_id,
+                inbound.chat_id,
+            )
+            return
         transport = self._transport()
         if streaming:
             transport.mark_streaming(inbound.chat_id, True)
@@ -331,7 +351,9 @@ class TelegramBridge:
         self.me = BridgeIdentity.from_user(me)
         self.transport = TelegramTransport(
             self.client,
-            limiter=OutboundLimiter.for_account(is_bot=self.me.is_bot, sleep=self.sleep),
+            limiter=OutboundLimiter.for_account(
+                is_bot=self.me.is_bot, clock=self.clock, sleep=self.sleep
+            ),
             flood_wait_threshold=self.config.flood_wait_max_seconds,
             sleep=self.sleep,
             stop_button=self.me.is_bot,
@@ -346,7 +368,8 @@ class TelegramBridge:
         logger.info("bridge connected as @%s", self.me.username or self.me.user_id)
 
     async def resume_interrupted(self) -> int:
-        """Fetch and resubmit messages interrupted by a stop or a crash. Returns how many."""
+        """Fetch and resubmit messages interrupted by a stop or a crash (each finishes what
+        of its answer is on screen, see ``journal``). Returns how many."""
         await sync_to_async(outcomes.messages_mark_orphans_interrupted)(transport=TRANSPORT)
         pending = await sync_to_async(outcomes.messages_interrupted)(transport=TRANSPORT)
         resumed = 0

@@ -17,7 +17,13 @@ longer help. The services below are the only writers of those transitions:
 * A retry waiting in ``pending`` holds back the chat's later items: order beats speed.
 
 ``OutboxSender`` delivers claimed items through the response manager (Markdown → the
-transport's format, split at its length limit) and records the outcome.
+transport's format, split at its length limit) and records the outcome. Each item's
+messages are journaled under its idempotency key (``telegram_bridge.journal``): a delivery
+cut short (a crash, a requeue) goes on from what is on screen, a delivery already complete is
+not sent again, and an answer the pipeline rescheduled (key ``reply:<message pk>``, the key
+its stream was journaled under) is finished by editing the messages that stream showed, so
+only what was never shown is sent. Delivered, an answer whose question has status reactions
+gets 👍 (it showed 🕒 while it waited).
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from aisystem.models import OutboxItem
+from aisystem.models import MessageStatus, OutboxItem
+from aisystem.services.delivery import reply_deliveries_purge
 from aisystem.services.outbox import outbox_enqueue as outbox_enqueue  # queued by the core
-from pipeline.response_manager import ResponseManager
+from pipeline.response_manager import REACTION_DONE, ResponseManager
 from pipeline.types import DeliveryResult, OutboundMedia, Transport
+from telegram_bridge.journal import JournalingTransport, ReplyJournal
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +56,9 @@ RETRY_DELAYS = (
     timedelta(minutes=10),
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+# How long the record of a reply's messages is kept (``journal``): nothing resumes or retries
+# a reply this old (the longest retry is 10 minutes, a flood wait rarely more than an hour).
+REPLY_RECORDS_KEPT = timedelta(days=7)
 _ERROR_CHARS = 500
 _PENDING = OutboxItem.Status.PENDING
 _SENDING = OutboxItem.Status.SENDING
@@ -63,6 +74,8 @@ class OutboxClaim:
     text: str
     reply_to: str | None
     attempts: int
+    key: str = ""  # the idempotency key: the name its messages are journaled under
+    react_when_sent: bool = False  # 👍 on ``reply_to`` once delivered (an answer, reactions on)
 
 
 # --- Services (sync; call them through sync_to_async from the bridge) -----------------------
@@ -92,7 +105,11 @@ def outbox_claim(*, transport: str, limit: int, now: datetime) -> list[OutboxCla
             # Re-checks status and the per-chat condition in the UPDATE itself.
             if _claimable(transport, now).filter(pk=pk).update(status=_SENDING, available_at=now):
                 taken.append(pk)
-        rows = OutboxItem.objects.filter(pk__in=taken).select_related("chat").order_by("pk")
+        rows = (
+            OutboxItem.objects.filter(pk__in=taken)
+            .select_related("chat", "source_message")
+            .order_by("pk")
+        )
         return [
             OutboxClaim(
                 item_id=row.pk,
@@ -101,9 +118,23 @@ def outbox_claim(*, transport: str, limit: int, now: datetime) -> list[OutboxCla
                 text=row.text,
                 reply_to=row.reply_to_transport_message_id or None,
                 attempts=row.attempts,
+                key=row.idempotency_key,
+                react_when_sent=_answers_with_reactions(row),
             )
             for row in rows
         ]
+
+
+def _answers_with_reactions(row: OutboxItem) -> bool:
+    """The item is the answer to a question (its source message was answered) in a chat that
+    shows status reactions."""
+    source = row.source_message
+    return (
+        source is not None
+        and source.status == MessageStatus.ANSWERED
+        and row.chat.status_reactions
+        and bool(row.reply_to_transport_message_id)
+    )
 
 
 def outbox_mark_sent(item_id: int, transport_message_id: str, now: datetime) -> bool:
@@ -292,35 +323,76 @@ class OutboxSender:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
 
     async def _requeue_stale_if_due(self, transport_name: str) -> None:
+        """Requeue stale items, and forget the records of replies nothing resumes or retries
+        any more (``REPLY_RECORDS_KEPT``), at the start and every ``stale_after``."""
         now = self.clock()
         if self._next_requeue is not None and now < self._next_requeue:
             return
         await sync_to_async(outbox_requeue_stale)(
             older_than=now - self.stale_after, transport=transport_name
         )
+        await sync_to_async(reply_deliveries_purge)(older_than=now - REPLY_RECORDS_KEPT)
         self._next_requeue = now + self.stale_after
 
     async def _send(
         self, transport: Transport, responses: ResponseManager, claim: OutboxClaim
     ) -> bool:
         """Deliver one claimed item and mark it; True if it was delivered and marked."""
-        watched = _ErrorWatchingTransport(transport)
-        try:
-            result = await responses.deliver(
-                watched, claim.chat_external_id, claim.text, reply_to=claim.reply_to
-            )
-        except Exception as error:  # deliver() reports failures; this is a bug guard
-            logger.exception("outbox item %d: delivery raised", claim.item_id)
-            watched.error = watched.error or error
-            result = DeliveryResult(delivered=False, error=f"{type(error).__name__}: {error}")
+        journal = ReplyJournal(
+            claim.key or f"outbox:{claim.item_id}",
+            transport=transport.name,
+            chat_id=claim.chat_external_id,
+        )
+        journaled = JournalingTransport(transport, journal, reply_to=claim.reply_to)
+        watched = _ErrorWatchingTransport(journaled)
+        shown = await journaled.restore()
+        if journal.complete and journal.text == claim.text:
+            # Delivered whole before the process died, or before a requeue: not again.
+            ids = tuple(shown)
+            result = DeliveryResult(delivered=True, transport_message_ids=ids, parts=len(ids))
+        else:
+            if journal.complete:  # another reply under this key is on screen: a new one
+                journal.start_over()
+                shown = []
+            journaled.batch_saves = True  # stored right below, before any other request
+            result = await self._deliver(watched, responses, claim, shown)
+            if result.delivered:
+                await journal.finished(claim.text)
+            else:
+                await journal.flush()
         if result.delivered:
             first_id = result.transport_message_ids[0] if result.transport_message_ids else ""
             marked = await sync_to_async(outbox_mark_sent)(claim.item_id, first_id, self.clock())
             if not marked:
                 logger.warning("outbox item %d was delivered but no longer ours", claim.item_id)
+            if marked and claim.react_when_sent and claim.reply_to:
+                await responses.react(
+                    transport, claim.chat_external_id, claim.reply_to, REACTION_DONE
+                )
             return marked
         await self._record_failure(claim, result.error or "not delivered", watched.error)
         return False
+
+    @staticmethod
+    async def _deliver(
+        watched: _ErrorWatchingTransport,
+        responses: ResponseManager,
+        claim: OutboxClaim,
+        shown: list[str],
+    ) -> DeliveryResult:
+        """The delivery, going on from the ``shown`` messages (their text unknown)."""
+        try:
+            return await responses.deliver(
+                watched,
+                claim.chat_external_id,
+                claim.text,
+                reply_to=claim.reply_to,
+                shown=[(message_id, "") for message_id in shown],
+            )
+        except Exception as error:  # deliver() reports failures; this is a bug guard
+            logger.exception("outbox item %d: delivery raised", claim.item_id)
+            watched.error = watched.error or error
+            return DeliveryResult(delivered=False, error=f"{type(error).__name__}: {error}")
 
     async def _record_failure(
         self, claim: OutboxClaim, message: str, error: Exception | None

@@ -9,7 +9,12 @@ things happen before that which only the bridge knows about:
   resumes it like a message cut short (the pipeline's dedup claim resumes it once);
 * an edit is a message of its own (``adapter.message_key``), but an edit that leaves the
   text as it was (a link preview appearing, media swapped under the same caption) asks
-  nothing new: ``edit_changes_text`` compares it with the latest stored version.
+  nothing new: ``edit_changes_text`` compares it with the latest stored version;
+* a post in a broadcast channel is answered only if staff enabled the channel
+  (``Chat.channel_enabled``): an answer there is public to every subscriber.
+  ``channel_post_taken`` says whether it is, and stores one that is not as ignored (reason
+  "channel_not_enabled"), which also makes the channel appear in the admin's chats, where
+  staff can enable it.
 
 Sync functions, for ``sync_to_async``, each one short transaction.
 """
@@ -23,13 +28,14 @@ from django.db import transaction
 from django.db.models import Q
 
 from aisystem.models import Direction, Message, MessageStatus
-from pipeline.admission import participants_upsert
+from pipeline.admission import Participants, participants_upsert
 from pipeline.context_builder import describe_media
 from pipeline.type_router import classify
 from pipeline.types import InboundMessage
 from telegram_bridge.adapter import EDIT_KEY_MARK, telegram_message_id
 
 INTERRUPTED_REASON = "shutdown"  # as ``outcomes.messages_mark_interrupted`` marks them
+CHANNEL_NOT_ENABLED = "channel_not_enabled"
 
 
 def messages_record_interrupted(*, messages: Sequence[InboundMessage], now: datetime) -> int:
@@ -39,25 +45,43 @@ def messages_record_interrupted(*, messages: Sequence[InboundMessage], now: date
     with transaction.atomic():
         for message in messages:
             people = participants_upsert(message, now=now)  # as the pipeline would
-            _, made = Message.objects.get_or_create(
-                transport=message.transport,
-                chat=people.chat,
-                transport_message_id=message.message_id,
-                direction=Direction.INBOUND,
-                defaults={
-                    "identity": people.identity,
-                    "kind": classify(message)[1],
-                    "is_edited": message.is_edited,
-                    "is_forwarded": message.is_forwarded,
-                    "status": MessageStatus.INTERRUPTED,
-                    "status_reason": INTERRUPTED_REASON,
-                    "text": message.text or describe_media(message),
-                    "sent_at": message.sent_at,
-                    "created_at": now,
-                },
-            )
-            created += made
+            created += _record(message, people, MessageStatus.INTERRUPTED, INTERRUPTED_REASON, now)
     return created
+
+
+def channel_post_taken(message: InboundMessage, *, now: datetime) -> bool:
+    """True if ``message``, a post in a broadcast channel, is to be processed: staff enabled
+    its channel. Otherwise it is stored as ignored (once: a repeat changes nothing)."""
+    with transaction.atomic():
+        people = participants_upsert(message, now=now)
+        if people.chat.channel_enabled:
+            return True
+        _record(message, people, MessageStatus.IGNORED, CHANNEL_NOT_ENABLED, now)
+    return False
+
+
+def _record(
+    message: InboundMessage, people: Participants, status: str, reason: str, now: datetime
+) -> bool:
+    """Store ``message`` with ``status`` unless its row exists; True if it was created."""
+    _, made = Message.objects.get_or_create(
+        transport=message.transport,
+        chat=people.chat,
+        transport_message_id=message.message_id,
+        direction=Direction.INBOUND,
+        defaults={
+            "identity": people.identity,
+            "kind": classify(message)[1],
+            "is_edited": message.is_edited,
+            "is_forwarded": message.is_forwarded,
+            "status": status,
+            "status_reason": reason,
+            "text": message.text or describe_media(message),
+            "sent_at": message.sent_at,
+            "created_at": now,
+        },
+    )
+    return made
 
 
 def edit_changes_text(message: InboundMessage) -> bool:

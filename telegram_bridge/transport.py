@@ -12,20 +12,35 @@ text: the response manager's HTML parts are always canonical Telegram HTML
 soon as it holds a ``<``, ``>`` or ``&``; plain text without them reads the same either way.
 Plain text goes out with ``ParseMode.DISABLED``. ``plain=True`` forces it.
 
-Limits: every send and edit waits for the ``OutboundLimiter`` (about 1 message/s per chat
-and, for bots, 30/s overall). A FloodWait up to ``flood_wait_threshold`` seconds is slept
-and the call retried once; a longer one, or a second one, raises ``FloodWaitTooLong`` so the
-caller reschedules (the outbox reads its ``seconds``). Build the client with
+Limits: every request the transport makes goes through one ``OutboundLimiter``: sends and
+edits take a slot of their chat (about 1 message/s per chat) and of the overall budget (30/s
+for bots); reactions, typing and look-ups take a slot of the overall budget only. Typing and
+the reactions marking a passing state (👀, 🤔: ``response_manager.TRANSIENT_REACTIONS``) are
+optional: when no slot is free within ``OPTIONAL_MAX_WAIT`` they are dropped, so under load
+they give way to the messages; the final reaction (👍, 🕒, ❌) waits its turn. A FloodWait
+up to ``flood_wait_threshold`` seconds is slept and the call retried once (an optional
+request is dropped instead); a longer one, or a second one, raises ``FloodWaitTooLong`` so
+the caller reschedules (the outbox reads its ``seconds``). Build the client with
 ``sleep_threshold=0`` so that Pyrogram's session does not sleep through flood waits first.
+
+Sending once: ``send_text(..., random_id=n)`` sends with that MTProto ``random_id`` (Telegram
+drops a second send with the same one, answering RANDOM_ID_DUPLICATE), so a retry after a
+crash cannot show the message twice (``telegram_bridge.journal`` stores the id before the
+send). kurigram draws the id from ``Client.rnd_id`` with no way to pass one, so the
+transport sets ``rnd_id`` to a function that returns the id chosen for the current task
+(a ``ContextVar``), else a fresh one as before. ``find_own_message`` looks a send whose
+answer was lost up in the chat.
 
 Stop button (bot accounts only: users cannot send inline keyboards). With
 ``stop_button=True``, call ``mark_streaming(chat_id, True)`` before streaming a reply: the
 first message sent in that chat then carries a "⏹ Stop" button (callback data
 ``stop:<chat_id>``, see ``stop_callback_chat``) that streamed edits keep. Call
 ``mark_streaming(chat_id, False)`` before the final delivery, whose edit of that message
-drops the button (``StopButtonResponses`` does, for the processor's streamed replies), then
-``clear_stop_button(chat_id)``, which removes it if no final edit came (the text had not
-changed).
+drops the button, then ``clear_stop_button(chat_id)``, which removes it if no final edit came
+(the text had not changed). ``telegram_bridge.replies.StopButtonResponses`` does both for the
+processor's streamed replies, before the final reaction; it also holds a reply's first
+message back for one edit interval, so a short answer goes out once, whole, with no button
+and no edit.
 
 Other buttons (Confirm/Cancel, see ``telegram_bridge.decisions``) are put under a message
 after it was sent, and taken off, with ``edit_buttons``.
@@ -34,8 +49,10 @@ after it was sent, and taken off, with ``edit_buttons``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
@@ -45,8 +62,8 @@ from pyrogram.errors.rpc_error import RPCError
 
 from aisystem.errors import IntegrationError
 from pipeline.formatting import normalize_html, to_pyrogram_html
-from pipeline.response_manager import ResponseManager, StreamingReply
-from pipeline.types import DeliveryResult, FormattingRejected, OutboundMedia, Transport
+from pipeline.response_manager import TRANSIENT_REACTIONS
+from pipeline.types import FormattingRejected, OutboundMedia
 from telegram_bridge.adapter import telegram_message_id
 
 logger = logging.getLogger(__name__)
@@ -57,6 +74,11 @@ Sleep = Callable[[float], Awaitable[None]]
 
 STOP_CALLBACK_PREFIX = "stop:"
 STOP_BUTTON_TEXT = "⏹ Stop"
+OPTIONAL_MAX_WAIT = 0.25  # seconds an optional request (typing, 👀, 🤔) may wait for a slot
+LOOKUP_SPAN = 100  # message ids after the last known one that find_own_message reads
+_RANDOM_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "telegram_random_id", default=None
+)
 _FLOOD_ERRORS = (errors.FloodWait, errors.FloodPremiumWait, errors.SlowmodeWait)
 _FORMATTING_ERRORS = frozenset(
     {
@@ -90,10 +112,11 @@ def stop_callback_chat(data: str | bytes | None) -> str | None:
 
 
 class OutboundLimiter:
-    """Spaces outgoing messages: ``per_chat_interval`` seconds between two in one chat, and
-    at most ``global_rate`` per second overall (None: no overall limit, as for user
-    accounts). Each ``acquire`` reserves the next free slot before it waits, so concurrent
-    callers get distinct slots in call order without a lock."""
+    """One budget for every request: ``per_chat_interval`` seconds between two messages in one
+    chat, and at most ``global_rate`` requests per second overall (None: no overall limit, as
+    for user accounts). Each ``reserve`` books the next free slot before it waits, so
+    concurrent callers get distinct slots in call order without a lock. ``admitted`` and
+    ``dropped`` count the ``acquire`` calls it let through and the ones it turned away."""
 
     MAX_TRACKED_CHATS = 4096
 
@@ -109,6 +132,8 @@ class OutboundLimiter:
         self.global_interval = 1.0 / global_rate if global_rate else 0.0
         self.clock = clock
         self.sleep = sleep
+        self.admitted = 0
+        self.dropped = 0
         self._next_in_chat: dict[str, float] = {}
         self._next_overall = float("-inf")
 
@@ -119,17 +144,35 @@ class OutboundLimiter:
         """Telegram's guidance: bots ~1/s per chat and 30/s overall; users per chat only."""
         return cls(global_rate=30.0 if is_bot else None, clock=clock, sleep=sleep)
 
-    async def acquire(self, chat_id: str) -> None:
-        """Return when a message may go to ``chat_id`` (at once if a slot is free)."""
-        delay = self.reserve(chat_id)
+    async def acquire(
+        self, chat_id: str, *, per_chat: bool = True, max_wait: float | None = None
+    ) -> bool:
+        """Return True when a request may go to ``chat_id`` (at once if a slot is free).
+        ``per_chat=False``: a request that is no message (a reaction, typing), bound by the
+        overall budget only. With ``max_wait``, False at once (nothing booked) if the slot is
+        further away than that."""
+        delay = self.reserve(chat_id, per_chat=per_chat, max_wait=max_wait)
+        if delay is None:
+            self.dropped += 1
+            return False
         if delay > 0:
             await self.sleep(delay)
+        self.admitted += 1  # not if cancelled while it waited (its slot stays booked)
+        return True
 
-    def reserve(self, chat_id: str) -> float:
-        """Book the next slot for ``chat_id``; the seconds until it starts."""
+    def reserve(
+        self, chat_id: str, *, per_chat: bool = True, max_wait: float | None = None
+    ) -> float | None:
+        """Book the next slot for a request to ``chat_id``; the seconds until it starts, or
+        None (nothing booked) if that is more than ``max_wait``."""
         now = self.clock()
-        slot = max(now, self._next_in_chat.get(chat_id, now), self._next_overall)
-        self._next_in_chat[chat_id] = slot + self.per_chat_interval
+        slot = max(now, self._next_overall)
+        if per_chat:
+            slot = max(slot, self._next_in_chat.get(chat_id, now))
+        if max_wait is not None and slot - now > max_wait:
+            return None
+        if per_chat:
+            self._next_in_chat[chat_id] = slot + self.per_chat_interval
         if self.global_interval:
             self._next_overall = slot + self.global_interval
         if len(self._next_in_chat) > self.MAX_TRACKED_CHATS:
@@ -165,25 +208,39 @@ class TelegramTransport:
         self.stop_button = stop_button
         self._streaming: set[str] = set()
         self._stop_messages: dict[str, str] = {}  # chat id -> the message showing the button
+        # kurigram types rnd_id as its MsgId class; any callable returning an int does.
+        client.rnd_id = _random_id  # type: ignore[assignment]  # see "Sending once" above
 
     # --- Text ---------------------------------------------------------------------------------
 
     async def send_text(
-        self, chat_id: str, text: str, *, reply_to: str | None = None, plain: bool = False
+        self,
+        chat_id: str,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        plain: bool = False,
+        random_id: int | None = None,
     ) -> str:
         """Send ``text`` (Telegram HTML, or plain: see the module docstring); its message id.
-        Raises FormattingRejected if Telegram refuses the entities, FloodWaitTooLong."""
+        With ``random_id``, the send uses that MTProto random id (retries too). Raises
+        FormattingRejected if Telegram refuses the entities, FloodWaitTooLong, and
+        ``errors.RandomIdDuplicate`` if a send with ``random_id`` went out before."""
         html = not plain and _is_telegram_html(text)
         markup = self._stop_markup(chat_id) if self._wants_stop_button(chat_id) else None
 
         async def send(reply: str | None) -> types.Message | None:
-            return await self.client.send_message(
-                int(chat_id),
-                to_pyrogram_html(text) if html else text,
-                parse_mode=enums.ParseMode.HTML if html else enums.ParseMode.DISABLED,
-                reply_parameters=_reply_parameters(reply),
-                reply_markup=markup,
-            )
+            chosen = _RANDOM_ID.set(random_id)
+            try:
+                return await self.client.send_message(
+                    int(chat_id),
+                    to_pyrogram_html(text) if html else text,
+                    parse_mode=enums.ParseMode.HTML if html else enums.ParseMode.DISABLED,
+                    reply_parameters=_reply_parameters(reply),
+                    reply_markup=markup,
+                )
+            finally:
+                _RANDOM_ID.reset(chosen)
 
         try:
             sent = await self._call(chat_id, "send_message", lambda: send(reply_to), html=html)
@@ -223,27 +280,56 @@ class TelegramTransport:
     # --- Typing, reactions, media ---------------------------------------------------------
 
     async def send_typing(self, chat_id: str) -> None:
-        await self._call(
+        """Show "typing…"; optional (see the module docstring)."""
+        await self._optional(
             chat_id,
             "send_chat_action",
             lambda: self.client.send_chat_action(int(chat_id), enums.ChatAction.TYPING),
-            limited=False,
         )
 
     async def react(self, chat_id: str, message_id: str, emoji: str | None) -> None:
-        """Set our reaction to ``emoji``, or clear it (None). Refusals (reactions off in the
-        chat, an emoji the chat does not allow) are logged, not raised."""
-        try:
-            await self._call(
-                chat_id,
-                "send_reaction",
-                lambda: self.client.send_reaction(
-                    int(chat_id), telegram_message_id(message_id), emoji=emoji
-                ),
-                limited=False,
+        """Set our reaction to ``emoji``, or clear it (None); 👀 and 🤔 are optional (see the
+        module docstring). Refusals (reactions off in the chat, an emoji the chat does not
+        allow) are logged, not raised."""
+
+        async def send() -> object:
+            return await self.client.send_reaction(
+                int(chat_id), telegram_message_id(message_id), emoji=emoji
             )
+
+        try:
+            if emoji in TRANSIENT_REACTIONS:
+                await self._optional(chat_id, "send_reaction", send)
+            else:
+                await self._call(chat_id, "send_reaction", send, per_chat=False)
         except RPCError as error:
             logger.info("telegram reaction in chat %s refused: %s", chat_id, _error_name(error))
+
+    async def find_own_message(
+        self, chat_id: str, *, after: int, reply_to: int | None = None
+    ) -> str | None:
+        """The id of our first message in ``chat_id`` among the ``LOOKUP_SPAN`` ids after
+        ``after`` (one replying to ``reply_to``, if given): how a send whose answer never came
+        back is found. None if there is none, or the look-up fails (logged)."""
+        wanted = list(range(after + 1, after + 1 + LOOKUP_SPAN))
+        try:
+            found = await self._call(
+                chat_id,
+                "get_messages",
+                lambda: self.client.get_messages(int(chat_id), wanted, replies=0),
+                per_chat=False,
+            )
+        except (RPCError, FloodWaitTooLong) as error:
+            logger.warning("looking for our message in chat %s failed: %s", chat_id, error)
+            return None
+        for message in found if isinstance(found, list) else []:
+            if message.empty or not message.outgoing or message.chat is None:
+                continue
+            if message.chat.id != int(chat_id):
+                continue  # a bot's private chats and basic groups share one id sequence
+            if reply_to is None or message.reply_to_message_id == reply_to:
+                return str(message.id)
+        return None
 
     async def send_media(
         self, chat_id: str, media: OutboundMedia, *, caption: str = "", reply_to: str | None = None
@@ -326,20 +412,39 @@ class TelegramTransport:
 
     # --- One call to Telegram -------------------------------------------------------------
 
+    async def _optional(
+        self, chat_id: str, operation: str, action: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Run ``action`` if the limiter has a slot within ``OPTIONAL_MAX_WAIT``; else, or on
+        a FloodWait, drop it (a request that only shows a passing state gives way)."""
+        admitted = await self.limiter.acquire(chat_id, per_chat=False, max_wait=OPTIONAL_MAX_WAIT)
+        if not admitted:
+            logger.debug("telegram %s in chat %s dropped: the budget is tight", operation, chat_id)
+            return
+        try:
+            await action()
+        except _FLOOD_ERRORS as error:
+            logger.info(
+                "telegram %s in chat %s dropped: flood wait %s s",
+                operation,
+                chat_id,
+                _wait_seconds(error),
+            )
+
     async def _call(
         self,
         chat_id: str,
         operation: str,
         action: Callable[[], Awaitable[T]],
         *,
-        limited: bool = True,
+        per_chat: bool = True,
         html: bool = False,
     ) -> T:
-        """Run ``action`` within the limiter, honouring one FloodWait (see the module
-        docstring). With ``html``, an entity error becomes FormattingRejected."""
+        """Run ``action`` within the limiter (``per_chat=False``: the overall budget only),
+        honouring one FloodWait (see the module docstring). With ``html``, an entity error
+        becomes FormattingRejected."""
         for attempt in (1, 2):
-            if limited:
-                await self.limiter.acquire(chat_id)
+            await self.limiter.acquire(chat_id, per_chat=per_chat)
             try:
                 return await action()
             except _FLOOD_ERRORS as error:
@@ -355,22 +460,11 @@ class TelegramTransport:
         raise AssertionError("unreachable: the second attempt returns or raises")
 
 
-class StopButtonResponses(ResponseManager):
-    """The response manager for the bridge: a streamed reply's final delivery drops the Stop
-    button in the edit that writes the final text (``mark_streaming(chat, False)`` first, as
-    the module docstring asks), instead of a separate edit afterwards."""
-
-    def stream(
-        self, transport: Transport, chat_id: str, *, reply_to: str | None = None
-    ) -> StreamingReply:
-        return _StopButtonStream(self, transport, chat_id, reply_to=reply_to)
-
-
-class _StopButtonStream(StreamingReply):
-    async def finish(self, text: str) -> DeliveryResult:
-        if isinstance(self.transport, TelegramTransport):
-            self.transport.mark_streaming(self.chat_id, False)
-        return await super().finish(text)
+def _random_id() -> int:
+    """``Client.rnd_id`` for the transport's client: the random id chosen for this task's send,
+    else a new one (see the module docstring)."""
+    chosen = _RANDOM_ID.get()
+    return chosen if chosen is not None else secrets.randbits(63)
 
 
 def _reply_parameters(reply_to: str | None) -> types.ReplyParameters | None:

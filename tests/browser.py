@@ -82,5 +82,38 @@ def chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+# Runs in every document of the page before its own scripts: each Content-Security-Policy
+# violation (a blocked script, style, connection, form…) is reported to the test.
+_REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__aisystemPolicyViolation(
+    `${event.effectiveDirective} blocked ${event.blockedURI || "inline"} on ${location.pathname}`
+    + ` (${event.sourceFile || "?"}:${event.lineNumber})`);
+});
+"""
+_POLICY_WORDS = ("Content Security Policy", "Content-Security-Policy", "Permissions-Policy")
+
+
+def watch_policy_violations(page: Any, into: list[str] | None = None) -> list[str]:
+    """Collect ``page``'s Content-Security-Policy violations (its ``securitypolicyviolation``
+    events, on every page it opens from now on) and Chromium's console complaints about the
+    CSP or Permissions-Policy headers, into the list returned (or ``into``). Call it before the
+    page's first ``goto``; a test asserts the list is empty at the end."""
+    found = [] if into is None else into
+
+    def report(text: str) -> None:
+        found.append(text)
+
+    page.expose_function("__aisystemPolicyViolation", report)
+    page.add_init_script(_REPORT_VIOLATIONS)
+
+    def console(message: Any) -> None:
+        if message.type in ("error", "warning") and any(w in message.text for w in _POLICY_WORDS):
+            found.append(f"console: {message.text}")
+
+    page.on("console", console)
+    return found
+
+
 def log_tail(path: Path, size: int = 4000) -> str:
     return path.read_text(errors="replace")[-size:] if path.exists() else "(no log)"

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.views.decorators.cache import cache_control
 
+from aisystem.accounts.slowdown import SLOWED_ATTRIBUTE
 from aisystem.integrations.registry import providers_configured
 
 
@@ -27,8 +28,11 @@ class SignInView(auth_views.LoginView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         # "Sign in with …" for each configured provider (aisystem.integrations.flow: only
-        # people who exist here, never staff).
-        return super().get_context_data(**kwargs) | {"providers": providers_configured()}
+        # people who exist here, never staff); why this attempt was slow, when it was.
+        return super().get_context_data(**kwargs) | {
+            "providers": providers_configured(),
+            "slowed_seconds": math.ceil(getattr(self.request, SLOWED_ATTRIBUTE, 0)),
+        }
 
 
 class SignOutView(auth_views.LogoutView):

@@ -65,7 +65,7 @@ class ChatAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "status_reactions",
         "last_message_at",
     )
-    list_filter = ("transport", "chat_type", "reply_mode", "workspace")
+    list_filter = ("transport", "chat_type", "reply_mode", "channel_enabled", "workspace")
     search_fields = ("title", "external_id")
     list_select_related = ("workspace", "selected_workspace")
     autocomplete_fields = ("workspace", "selected_workspace")

@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from aisystem.api.auth import TokenAuth
-from aisystem.api.schemas import ChatHistoryOut, ChatHistoryQuery, ErrorOut
+from aisystem.api.schemas import ChatHistoryOut, ChatHistoryQuery, ErrorOut, ValidationErrorOut
 from aisystem.api.selectors import ChatItem, api_chat_history
 from aisystem.models import ApiToken
 
@@ -27,7 +27,7 @@ _history = sync_to_async(api_chat_history)
 @router.get(
     # ``path:`` lets a chat id hold "/" (the POST accepts one); "/messages" still ends it.
     "/chats/{path:chat_id}/messages",
-    response={200: ChatHistoryOut, 401: ErrorOut, 404: ErrorOut},
+    response={200: ChatHistoryOut, 401: ErrorOut, 404: ErrorOut, 422: ValidationErrorOut},
     summary="A chat's messages, both ways, oldest first",
     description=(
         "The messages of the chat you named `chat_id` in `POST /api/v1/messages`, yours "

@@ -2,49 +2,79 @@
 
 from __future__ import annotations
 
-import unicodedata
-from typing import Literal
+from typing import Any, Literal
 
+from django.conf import settings
 from ninja import Field, Schema
 from pydantic import field_validator
 
 from aisystem.api.selectors import HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX
+from aisystem.api.text_rules import id_pattern, id_problem, text_pattern, text_problem
 
-_ALLOWED_CONTROLS = {"\n", "\r", "\t"}
 _MAX_ID = 2**63 - 1  # the largest id a database's bigint holds; anything above is no id
+# A client's message id becomes the message's transport id (the dedup key), as the browser
+# chat's does; 64 is the column's length.
+CLIENT_MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
-def _reject_controls(value: str, *, allow_newlines: bool) -> str:
-    for char in value:
-        if allow_newlines and char in _ALLOWED_CONTROLS:
-            continue
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            raise ValueError(f"must not contain control characters (found U+{ord(char):04X})")
-    return value
+def _id_schema(schema: dict[str, Any]) -> None:
+    schema["pattern"] = id_pattern()
+
+
+def _text_schema(schema: dict[str, Any]) -> None:
+    schema["pattern"] = text_pattern()
+    # Longer text is refused with a 413 (as the gate refuses it on every transport), not 422.
+    schema["maxLength"] = settings.PIPELINE["MAX_INPUT_CHARS"]
 
 
 class MessageIn(Schema):
     chat_id: str = Field(
-        ..., min_length=1, max_length=100, description="Your id for the conversation."
+        ...,
+        min_length=1,
+        max_length=100,
+        description="Your id for the conversation: no control or format characters (bidi "
+        "controls, zero-width characters, the BOM), no spaces at either end.",
+        json_schema_extra=_id_schema,
     )
     user_id: str = Field(
-        ..., min_length=1, max_length=100, description="Your id for the person writing."
+        ...,
+        min_length=1,
+        max_length=100,
+        description="Your id for the person writing; the same rules as `chat_id`.",
+        json_schema_extra=_id_schema,
     )
-    text: str = Field(..., min_length=1, description="The message, up to the configured limit.")
+    text: str = Field(
+        ...,
+        min_length=1,
+        description="The message: no control characters but tab, LF and CR, and at least one "
+        "visible character (whitespace, zero-width and format characters alone are blank). "
+        "Longer than the configured limit (`AISYSTEM_MAX_INPUT_CHARS`) is a 413.",
+        json_schema_extra=_text_schema,
+    )
+    message_id: str | None = Field(
+        None,
+        pattern=CLIENT_MESSAGE_ID_PATTERN,
+        description="Your id for this message (1-64 of `A-Z a-z 0-9 _ . : -`). Sent again in "
+        "the same chat, it is not answered twice: you get the first one's result (409 while "
+        "that is still being answered). The response's `message_id` is the server's number "
+        "for the message.",
+    )
 
     @field_validator("chat_id", "user_id")
     @classmethod
     def _plain_id(cls, value: str) -> str:
-        if value != value.strip():
-            raise ValueError("must not start or end with spaces")
-        return _reject_controls(value, allow_newlines=False)
+        problem = id_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("text")
     @classmethod
     def _plain_text(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return _reject_controls(value, allow_newlines=True)
+        problem = text_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class MessageOut(Schema):
@@ -102,7 +132,22 @@ class ChatHistoryOut(Schema):
 
 
 class ErrorOut(Schema):
-    detail: str
+    detail: str = Field(..., description="What is wrong, in words.")
+
+
+class ValidationIssue(Schema):
+    type: str = Field(..., description="What kind of problem, e.g. `missing`, `value_error`.")
+    loc: list[str | int] = Field(..., description='Where: e.g. `["body", "payload", "text"]`.')
+    msg: str = Field(..., description="What is wrong, in words.")
+
+
+class ValidationErrorOut(Schema):
+    detail: list[ValidationIssue] | str = Field(
+        ...,
+        description="The fields that failed validation, each with where and why; or, for a "
+        "request that contradicts an earlier one (an `Idempotency-Key` or `message_id` reused "
+        "for another message), a sentence.",
+    )
 
 
 class ComponentHealth(Schema):

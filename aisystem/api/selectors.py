@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import QuerySet
+
 from aisystem.models import Chat, Direction, Message, Transport
 
 HISTORY_PAGE_DEFAULT = 50
@@ -23,7 +25,8 @@ def namespaced(token_id: int, value: str) -> str:
 
 @dataclass(frozen=True)
 class StoredMessage:
-    """An inbound API message and the text of its latest reply (None while there is none)."""
+    """An inbound API message and the text of its latest reply (None while there is none).
+    ``sender_id`` is the stored (namespaced) id of the end user who sent it."""
 
     message_id: int
     status: str  # the stored MessageStatus
@@ -31,19 +34,43 @@ class StoredMessage:
     text: str
     reply: str | None
     created_at: datetime
+    sender_id: str = ""
 
 
 def api_message_for_token(*, token_id: int, message_id: int) -> StoredMessage | None:
     """The message ``message_id`` if it was sent with this token, else None (also when it
     exists but belongs to another token). A token's chats are stored as ``<token id>:<chat>``."""
-    message = (
+    return _stored(
         Message.objects.filter(
             pk=message_id,
             transport=Transport.API,
             direction=Direction.INBOUND,
             chat__external_id__startswith=namespaced(token_id, ""),
         )
-        .only("pk", "status", "status_reason", "text", "created_at")
+    )
+
+
+def api_message_by_client_id(
+    *, token_id: int, chat_id: str, transport_message_id: str
+) -> StoredMessage | None:
+    """The inbound message of the token's chat ``chat_id`` (the client's id) recorded under
+    ``transport_message_id`` (its dedup key: the client's ``message_id``, or the one an
+    ``Idempotency-Key`` stands for), or None while there is none."""
+    return _stored(
+        Message.objects.filter(
+            transport=Transport.API,
+            direction=Direction.INBOUND,
+            chat__transport=Transport.API,
+            chat__external_id=namespaced(token_id, chat_id),
+            transport_message_id=transport_message_id,
+        )
+    )
+
+
+def _stored(messages: QuerySet[Message]) -> StoredMessage | None:
+    message = (
+        messages.select_related("identity")
+        .only("pk", "status", "status_reason", "text", "created_at", "identity__external_id")
         .first()
     )
     if message is None:
@@ -61,6 +88,7 @@ def api_message_for_token(*, token_id: int, message_id: int) -> StoredMessage | 
         text=message.text,
         reply=reply,
         created_at=message.created_at,
+        sender_id=message.identity.external_id if message.identity else "",
     )
 
 

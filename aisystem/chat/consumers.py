@@ -66,6 +66,7 @@ from aisystem.chat.protocol import (
 from aisystem.chat.selectors import chat_session_valid, chat_snapshot, chat_workspace
 from aisystem.chat.services import chat_decide, chat_external_id, web_outbox_take
 from aisystem.chat.transport import Event, WebSocketTransport
+from aisystem.metrics.instruments import websocket_closed, websocket_opened
 from aisystem.models import ChatType, Transport
 from pipeline.processor import shared_processor
 from pipeline.types import InboundMessage
@@ -115,6 +116,7 @@ class ChatUser:
 class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
     user: ChatUser | None = None
     closed = True
+    counted = False  # in aisystem_websocket_connections
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -138,8 +140,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         worker.add_done_callback(_WORKERS.discard)
         await self._send_snapshot()
         self.poller = asyncio.create_task(self._poll_outbox())
+        websocket_opened("chat")
+        self.counted = True
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            self.counted = False
+            websocket_closed("chat")
         if self.user is None:
             return
         self.closed = True

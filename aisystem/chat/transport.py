@@ -4,10 +4,14 @@ The response manager streams a reply by sending one message and editing it as th
 grows; the browser only needs what changed. So this transport keeps what it has shown and
 emits ``delta`` (text to append) or, when the text no longer starts with what was shown (a
 retried attempt restarts the answer), ``reset`` with the whole text so far.
+
+A file (``/export``'s JSON) becomes a ``file`` event: ``file_name``, ``mime_type``, ``size``
+and ``data`` (the bytes, base64), which the page offers as a download under the reply.
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -78,4 +82,18 @@ class WebSocketTransport:
     async def send_media(
         self, chat_id: str, media: OutboundMedia, *, caption: str = "", reply_to: str | None = None
     ) -> str:
-        return await self.send_text(chat_id, caption or f"[{media.kind}: {media.file_name}]")
+        """Send the file to the page (a ``file`` event); a caption is shown as text."""
+        message_id = uuid.uuid4().hex
+        await self._send(
+            {
+                "type": "file",
+                "id": self.client_id,
+                "file_name": media.file_name or media.kind,
+                "mime_type": media.mime_type or "application/octet-stream",
+                "size": len(media.data),
+                "data": base64.b64encode(media.data).decode("ascii"),
+            }
+        )
+        if caption:
+            await self.send_text(chat_id, caption)
+        return message_id

@@ -24,6 +24,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from aisystem.chat.protocol import WS_PATH, frame_limit_bytes
@@ -52,6 +53,7 @@ def claude_setup_note() -> str:
     return ""
 
 
+@never_cache  # the conversation is never kept in a browser or proxy cache
 @login_required
 def chat_page(request: HttpRequest) -> HttpResponse:
     """The page; anonymous visitors are sent to the sign-in page, and back here after.

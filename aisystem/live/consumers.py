@@ -8,7 +8,8 @@ Frames to the browser (JSON text):
 * ``{"type": "pong"}`` in answer to ``{"type": "ping"}``.
 
 Events are ``aisystem.events.event_payload`` dicts, nothing else (no secret is ever stored in
-one). Anything else the browser sends is ignored. A visitor who may not watch is accepted and
+one). Anything else the browser sends is ignored. A visitor who may not watch (see
+``access.access_live_feed``: active staff with ``aisystem.view_message``) is accepted and
 closed at once with ``access.CLOSE_SIGN_IN`` (4401) or ``CLOSE_FORBIDDEN`` (4403): closing
 before the handshake would show the browser only a generic failure, not a code to act on.
 """
@@ -29,6 +30,7 @@ from aisystem.live.access import CLOSE_FORBIDDEN, access_live_feed
 from aisystem.live.config import live_feed_config
 from aisystem.live.relay import LOCAL_LAYER, this_process_relay
 from aisystem.live.selectors import events_recent, session_still_staff
+from aisystem.metrics.instruments import websocket_closed, websocket_opened
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +50,11 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channel
         self.history_ids: set[int] = set()
         self.subscribed = False
         self.recheck: asyncio.Task[None] | None = None
+        self.counted = False  # in aisystem_websocket_connections
 
     async def connect(self) -> None:
-        access = access_live_feed(self.scope.get("user"))
+        # The permission check may read the database (the user's permissions).
+        access = await database_sync_to_async(access_live_feed)(self.scope.get("user"))
         await self.accept()
         if not access.allowed:
             logger.info("live feed refused", extra={"reason": access.reason})
@@ -63,8 +67,13 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channel
         self.history_ids = {event["id"] for event in history}
         await self.send(text_data=json.dumps({"type": "history", "events": history}))
         self.recheck = asyncio.create_task(self._recheck_loop())
+        websocket_opened("live")
+        self.counted = True
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            self.counted = False
+            websocket_closed("live")
         if self.recheck is not None:
             self.recheck.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -42,8 +42,9 @@ def events_after(*, after_id: int, also_ids: Sequence[int], limit: int) -> list[
 
 def session_still_staff(session_key: str | None, user_pk: Any) -> bool:
     """True while the session, re-read from its store, still signs in ``user_pk`` (Django's own
-    checks: signed out, password changed) and that user is still active staff. A socket outlives
-    the page that opened it; this is how a signed-out or demoted user stops receiving events."""
+    checks: signed out, password changed) and that user may still watch (``access_live_feed``:
+    active staff allowed to view messages). A socket outlives the page that opened it; this is
+    how a signed-out, demoted or no longer permitted user stops receiving events."""
     if not session_key:
         return False
     fresh = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)

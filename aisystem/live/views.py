@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from aisystem.live.access import access_live_feed
 from aisystem.live.config import live_feed_config
 
 COUNTERS = [
@@ -31,9 +34,14 @@ FILTERS = [
 ]
 
 
+@never_cache  # every conversation is on it: never kept in a browser or proxy cache
 @require_GET
 @staff_member_required  # anonymous or non-staff: redirected to /admin/login/?next=/live/
 def live_feed(request: HttpRequest) -> HttpResponse:
+    """The page, for those ``access_live_feed`` lets watch. Staff without the permission to
+    view messages get a 403, as on the admin's message pages (signing in again cannot help)."""
+    if not access_live_feed(request.user).allowed:
+        raise PermissionDenied("viewing messages is not permitted for this account")
     return render(
         request,
         "live/feed.html",

@@ -2,6 +2,7 @@
 
 from aisystem.models.access import AccessRule, RateCounter, RateLimitPolicy
 from aisystem.models.alerts import Alert, AlertCondition, AlertRule, AlertState
+from aisystem.models.api import ApiIdempotencyKey
 from aisystem.models.choices import (
     AccessAction,
     ChatType,
@@ -28,6 +29,7 @@ from aisystem.models.integrations import (
     PendingAction,
 )
 from aisystem.models.reminders import PersonSettings, Reminder, ReminderKind, ReminderStatus
+from aisystem.models.usage import DailyUsage
 from aisystem.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "AlertRule",
     "AlertState",
     "ApiCredential",
+    "ApiIdempotencyKey",
     "ApiToken",
     "Chat",
     "ChatType",
@@ -45,6 +48,7 @@ __all__ = [
     "ConnectLink",
     "Conversation",
     "CredentialStatus",
+    "DailyUsage",
     "Direction",
     "Event",
     "ExternalCall",

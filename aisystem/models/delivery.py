@@ -55,6 +55,38 @@ class OutboxItem(models.Model):
         return f"to {self.chat}: {self.text[:40]}"
 
 
+class ReplyDelivery(models.Model):
+    """What of one reply its transport has put on screen, written while it goes out, so that a
+    stop, a crash or a later retry (the outbox) finishes that reply instead of sending it again
+    (see ``telegram_bridge.journal``).
+
+    ``key`` names the reply: ``reply:<inbound message pk>`` for the pipeline's answer (the
+    idempotency key its outbox item gets if it is rescheduled), else the outbox item's own
+    idempotency key. ``parts`` are the messages sent for it, in order, as
+    ``{"random_id": int, "message_id": str}``: the random id (Telegram drops a second send
+    with the same one) is written before the send, the message id right after it, so a part
+    without one may or may not have reached Telegram. ``complete``: the reply's final
+    ``text`` is all on screen.
+    """
+
+    key = models.CharField(max_length=128, unique=True)
+    transport = models.CharField(max_length=16, choices=Transport.choices)
+    chat_external_id = models.CharField(max_length=128)
+    parts = models.JSONField(default=list, blank=True)
+    complete = models.BooleanField(default=False)
+    text = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "reply delivery"
+        verbose_name_plural = "reply deliveries"
+        indexes = [models.Index(fields=["updated_at"], name="reply_delivery_updated_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({len(self.parts)} message(s){', complete' if self.complete else ''})"
+
+
 class TelegramSession(models.Model):
     """A signed-in Telegram account and its bridge's heartbeat. One bridge runs per session."""
 

@@ -76,6 +76,11 @@ class Chat(models.Model):
     status_reactions = models.BooleanField(
         default=True, help_text="Show 👀 → 🤔 → 👍/❌ reactions on incoming messages."
     )
+    channel_enabled = models.BooleanField(
+        default=False,
+        help_text="Telegram broadcast channels only: answer posts here (as the reply mode says). "
+        "Off by default, since an answer in a channel is public to every subscriber.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_message_at = models.DateTimeField(null=True, blank=True)
 

@@ -27,6 +27,8 @@ class ApiCredential(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "API credential"
+        verbose_name_plural = "API credentials"
         ordering = ["provider", "priority", "label"]
         constraints = [
             models.UniqueConstraint(fields=["provider", "label"], name="credential_unique_label"),
@@ -86,6 +88,10 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        verbose_name_plural = "API tokens"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

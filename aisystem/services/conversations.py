@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -25,3 +25,31 @@ def workspace_make_default(*, workspace: Workspace) -> None:
     Workspace.objects.filter(is_default=True).exclude(pk=workspace.pk).update(is_default=False)
     Workspace.objects.filter(pk=workspace.pk).update(is_default=True)
     workspace.is_default = True
+
+
+DEFAULT_WORKSPACE_SLUG = "assistant"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful, concise assistant. Answer in the language the user writes in."
+)
+
+
+def workspace_default_ensure() -> Workspace:
+    """The default workspace, made if there is none. Several processes may race to make it:
+    the database's one-default constraint picks one, and the others read it."""
+    workspace = Workspace.objects.filter(is_default=True).first()
+    if workspace is not None:
+        return workspace
+    try:
+        with transaction.atomic():
+            workspace, _ = Workspace.objects.update_or_create(
+                slug=DEFAULT_WORKSPACE_SLUG,
+                defaults={"is_default": True, "is_active": True},
+                create_defaults={
+                    "name": "Assistant",
+                    "system_prompt": DEFAULT_SYSTEM_PROMPT,
+                    "is_default": True,
+                },
+            )
+    except IntegrityError:  # another process made one the default first
+        workspace = Workspace.objects.get(is_default=True)
+    return workspace

@@ -28,6 +28,7 @@ from aisystem.models import (
     WebhookDelivery,
     Workspace,
 )
+from aisystem.services.idempotency import idempotency_keys_purge
 
 BATCH = 1000
 _OPEN = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING)
@@ -71,6 +72,7 @@ def retention_purge(*, now: datetime | None = None, batch: int = BATCH) -> Purge
             status__in=_FINISHED,
         )
         messages += _in_batches(old, batch)
+    idempotency_keys_purge(now=now, batch=batch)  # REST Idempotency-Keys, kept 24 hours
     return Purged(
         webhook_deliveries=_in_batches(deliveries, batch),
         events=_in_batches(events, batch),

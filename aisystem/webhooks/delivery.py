@@ -10,6 +10,9 @@ it with the same ``webhook-id``: at least once, never lost.
 
 Recording is conditional too (still sending, still our attempt number): a worker that outlived
 its lease cannot overwrite the outcome of the one that took over.
+
+Each recorded attempt counts in ``aisystem_webhook_deliveries_total{outcome}`` once it commits:
+delivered, failed (another attempt is scheduled), dead (none is left) or superseded.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -25,6 +29,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from aisystem.events import PendingEvent, events_record, webhook_jobs_enqueue
+from aisystem.metrics.instruments import webhook_attempt_observe
 from aisystem.models import (
     Event,
     ExternalCall,
@@ -143,10 +148,20 @@ def webhook_delivery_record(*, claim: Claim, result: HttpResult, now: datetime) 
             last_error="" if result.ok else _failure(result),
             **changes,
         )
+        outcome = _OUTCOMES.get(status, status) if recorded else "superseded"
+        transaction.on_commit(partial(webhook_attempt_observe, outcome), robust=True)
         if not recorded:
             return "superseded"
         _subscription_note(claim.subscription_id, result, now)
     return status
+
+
+# A recorded attempt's resulting status as the metrics' outcome label.
+_OUTCOMES: dict[str, str] = {
+    Status.DELIVERED: "delivered",
+    Status.PENDING: "failed",
+    Status.DEAD: "dead",
+}
 
 
 def webhook_deliveries_sweep(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -> int:

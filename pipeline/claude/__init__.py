@@ -6,6 +6,7 @@
   breaker's settlement, and ``claude_status`` for health pages.
 * ``breaker``: the circuit breaker whose state is a database row shared by every process.
 * ``pricing``: what a call costs, from its token counts.
+* ``params``: a ``ClaudeRequest`` as the Messages API's request parameters.
 
 This file imports nothing, so ``from pipeline.claude.pricing import …`` (or the fake Messages
 API in ``pipeline.fakeclaude``) never loads the SDK.

@@ -5,9 +5,15 @@ At ``failure_threshold`` the breaker opens for ``open_seconds`` (event ``breaker
 open: every call is refused. Once ``open_until`` has passed, the first caller to claim the probe
 turns it half-open and is let through; everyone else is still refused.
 half_open: the probe's success closes the breaker (event ``breaker.closed``), its failure opens it
-again for another ``open_seconds``. A probe claimed more than ``open_seconds`` ago is taken to
-be dead (its process died) and may be claimed again; a probe that ends without a verdict
-(cancelled, no usable key, a bad request) is released so the next caller probes at once.
+again for another ``open_seconds``. A probe that ends without a verdict (cancelled, no usable
+key, a bad request) is released so the next caller probes at once.
+
+The probe is held on a lease: claiming it sets ``open_until`` (in this state: until when the
+others are refused) to ``probe_lease_seconds`` ahead, and the prober renews it
+(``breaker_renew_probe``) while its call runs. A process killed mid-probe stops renewing, so
+its probe is taken over ``probe_lease_seconds`` after the last renewal rather than blocking
+every call for a whole ``open_seconds``. ``probe_started_at`` stays as claimed: it names the
+probe, so a prober whose lease was taken over can neither renew nor release the new one.
 
 What counts as a failure is the caller's choice; the Claude client records one failure per
 ``create()`` that gave up after its retries (see ``pipeline.claude``). To keep the hot path to
@@ -40,6 +46,7 @@ State = CircuitBreaker.State
 class BreakerPolicy:
     failure_threshold: int
     open_seconds: int
+    probe_lease_seconds: int = 10
 
 
 @dataclass(frozen=True)
@@ -58,34 +65,58 @@ def breaker_policy() -> BreakerPolicy:
     return BreakerPolicy(
         failure_threshold=int(settings.CLAUDE["BREAKER_FAILURE_THRESHOLD"]),
         open_seconds=int(settings.CLAUDE["BREAKER_OPEN_SECONDS"]),
+        probe_lease_seconds=int(settings.CLAUDE["BREAKER_PROBE_LEASE_SECONDS"]),
     )
 
 
 def breaker_admit(
     service: str, now: datetime, *, policy: BreakerPolicy | None = None
 ) -> BreakerTicket:
-    """May a call go out now? Closed (or no row yet): yes. Open before ``open_until``: no.
-    Open after it, or half-open with a stale probe: yes for the one caller that claims the probe.
-    """
+    """May a call go out now? Closed (or no row yet): yes. Open or half-open before
+    ``open_until`` (the open period, or the probe's lease): no. After it: yes for the one caller
+    that claims the probe (a new one, or one whose prober stopped renewing it)."""
     rows = list(_state_query(service).all())
     row = rows[0] if rows else None
     if row is None or row["state"] == State.CLOSED:
         clean = row is None or row["consecutive_failures"] == 0
         return BreakerTicket(allowed=True, clean=clean)
-    if row["state"] == State.OPEN and row["open_until"] is not None and row["open_until"] > now:
+    if row["open_until"] is not None and row["open_until"] > now:
         return BreakerTicket(allowed=False)
     policy = policy or breaker_policy()
-    expired = Q(state=State.OPEN) & (Q(open_until__lte=now) | Q(open_until__isnull=True))
-    stale_before = now - timedelta(seconds=policy.open_seconds)
-    stale = Q(state=State.HALF_OPEN) & (
-        Q(probe_started_at__lte=stale_before) | Q(probe_started_at__isnull=True)
+    due = Q(state__in=(State.OPEN, State.HALF_OPEN)) & (
+        Q(open_until__lte=now) | Q(open_until__isnull=True)
     )
     claimed = (
         _rows(service)
-        .filter(expired | stale)
-        .update(state=State.HALF_OPEN, probe_started_at=now, updated_at=now)
+        .filter(due)
+        .update(
+            state=State.HALF_OPEN,
+            probe_started_at=now,
+            open_until=now + timedelta(seconds=policy.probe_lease_seconds),
+            updated_at=now,
+        )
     )
     return BreakerTicket(allowed=True, probe_claimed_at=now) if claimed else BreakerTicket(False)
+
+
+def breaker_renew_probe(
+    service: str,
+    claimed_at: datetime,
+    *,
+    now: datetime | None = None,
+    policy: BreakerPolicy | None = None,
+) -> bool:
+    """Extend the lease of the probe claimed at ``claimed_at`` to ``probe_lease_seconds`` from
+    ``now``. False if it is not ours any more (settled, released, or taken over after our lease
+    ran out): the caller stops renewing."""
+    now = now or timezone.now()
+    policy = policy or breaker_policy()
+    renewed = (
+        _rows(service)
+        .filter(state=State.HALF_OPEN, probe_started_at=claimed_at)
+        .update(open_until=now + timedelta(seconds=policy.probe_lease_seconds), updated_at=now)
+    )
+    return bool(renewed)
 
 
 def breaker_allow(service: str, now: datetime, *, policy: BreakerPolicy | None = None) -> bool:

@@ -7,18 +7,28 @@ SDK, whose own retries are off, it rotates keys, retries, logs and obeys the bre
   (30 s if missing) and the next key is tried at once; when every key is cooling, the call waits
   in-line for the soonest one if that is within ``MAX_INLINE_WAIT_SECONDS``, else it is
   ClaudeUnavailable. A 401/403 marks the key invalid and the next key is tried.
-* retries: 5xx, 529, connection failures and broken streams (an ``error`` event, a dropped
-  connection, no ``message_stop``) are retried on the same key after exponential backoff with
-  full jitter (or the response's ``retry-after``), up to ``MAX_ATTEMPTS`` attempts in all; an
-  in-line wait for a cooling key counts as one. Any other 4xx (400 invalid request, 404 model,
-  413 too large) is permanent and never retried.
+* retries: 5xx, 529, connection failures, timeouts and broken streams (an ``error`` event, a
+  dropped connection, no ``message_stop``) are retried on the same key after exponential
+  backoff with full jitter (or the response's ``retry-after``), up to ``MAX_ATTEMPTS`` attempts
+  in all; an in-line wait for a cooling key counts as one. Any other 4xx (400 invalid request,
+  404 model, 413 too large) is permanent and never retried.
+* deadlines: the SDK's ``timeout`` (``TIMEOUT_SECONDS``) bounds each read, so a stream that
+  keeps trickling could run for ever. Two deadlines bound the time itself: one attempt, from
+  connecting to ``message_stop``, gets at most ``TIMEOUT_SECONDS``; one answer (``create()``:
+  every attempt, backoff and in-line wait) at most ``ANSWER_TIMEOUT_SECONDS``. An attempt cut
+  short is a timeout, retried like any other; a backoff or wait that would end past the
+  answer's deadline is not started. An answer out of time raises the non-permanent
+  ``IntegrationError`` of a call that gave up after its retries: the message is deferred, and
+  the breaker counts one failure.
 * what the caller does (``pipeline.agent``): ``ClaudeUnavailable``, or a non-permanent
   ``IntegrationError`` after the last retry, is the service's trouble: the message is deferred
   and answered on recovery. Only a ``permanent`` error fails it, as it would fail again.
 * breaker (``pipeline.claude.breaker``): one failure per ``create()`` that gave up after its
   retries.
   Rate limits, bad keys, bad requests and cancellations are the key's or the caller's trouble,
-  not the service's: they do not count (a half-open probe ending so is released).
+  not the service's: they do not count (a half-open probe ending so is released). A call that
+  holds the half-open probe renews the probe's lease while it runs, so that if its process
+  dies another process probes within ``BREAKER_PROBE_LEASE_SECONDS``.
 * log: one ``ExternalCall`` per HTTP attempt and a warning line per failed one; error texts are
   scrubbed of the key in use and of anything key-shaped before they are stored, logged or raised.
 
@@ -29,6 +39,7 @@ one, when the caller collects the log rows to write them with its own (``calls_c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -46,7 +57,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from aisystem.errors import IntegrationError
+from pipeline.claude import breaker
 from pipeline.claude import store as claude_store
+from pipeline.claude.params import request_params
 from pipeline.claude.store import (
     DEFAULT_RETRY_AFTER_SECONDS,
     OPERATION,
@@ -60,12 +73,8 @@ from pipeline.claude.store import (
     claude_status,
 )
 from pipeline.types import (
-    ChatTurn,
     ClaudeReply,
     ClaudeRequest,
-    ContentBlock,
-    DocumentBlock,
-    ImageBlock,
     TextBlock,
     ToolUseBlock,
 )
@@ -76,6 +85,7 @@ _KEY_LIKE = re.compile(r"sk-ant-[A-Za-z0-9_\-]+")
 _RETRYABLE_TYPES = frozenset({"overloaded_error", "api_error", "timeout_error"})
 _call_open = sync_to_async(claude_store.call_open)
 _call_settle = sync_to_async(claude_store.call_settle)
+_probe_renew = sync_to_async(breaker.breaker_renew_probe)
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +111,34 @@ class _Call:
     backoff_base: float
     backoff_max: float
     max_inline_wait: float
+    attempt_seconds: float  # the most one attempt may take, start to finish
+    answer_seconds: float  # the most the whole call may take
+    deadline: float  # ``time.monotonic()`` by which the whole call ends
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@dataclass
+class _Progress:
+    """What an attempt had received when it was cut short (for its log row)."""
+
+    request_id: str = ""
+    status_code: int | None = None
+
+
+async def _probe_lease_keep(claimed_at: datetime) -> None:
+    """Renew the half-open probe's lease every third of it until cancelled (the call ended)
+    or the probe is no longer ours. Real sleeps, not the client's injected ``sleep``: the lease
+    runs on the database's clock, whatever a test does with the call's waits."""
+    policy = breaker.breaker_policy()
+    while True:
+        await asyncio.sleep(policy.probe_lease_seconds / 3)
+        try:
+            if not await _probe_renew(SERVICE, claimed_at, policy=policy):
+                return
+        except Exception:  # the database is busy: the lease has two more chances
+            logger.warning("could not renew the breaker probe's lease", exc_info=True)
 
 
 def retry_delay(
@@ -154,12 +192,14 @@ class ClaudeClient:
         fallback = self._fallback_api_key
         if fallback is None:
             fallback = str(settings.ANTHROPIC_API_KEY or "")
+        figures = settings.CLAUDE
+        answer_seconds = float(figures["ANSWER_TIMEOUT_SECONDS"])
+        deadline = time.monotonic() + answer_seconds
         ticket, pick = await _call_open(timezone.now(), fallback)
         if not ticket.allowed:
             raise ClaudeUnavailable(SERVICE, OPERATION, "the circuit breaker is open")
-        figures = settings.CLAUDE
         call = _Call(
-            params=_request_params(request),
+            params=request_params(request),
             on_text=on_text,
             fallback_secret=fallback,
             probe_claimed_at=ticket.probe_claimed_at,
@@ -168,8 +208,19 @@ class ClaudeClient:
             backoff_base=float(figures["BACKOFF_BASE_SECONDS"]),
             backoff_max=float(figures["BACKOFF_MAX_SECONDS"]),
             max_inline_wait=float(figures["MAX_INLINE_WAIT_SECONDS"]),
+            attempt_seconds=float(figures["TIMEOUT_SECONDS"]),
+            answer_seconds=answer_seconds,
+            deadline=deadline,
         )
-        return await self._run(call, pick)
+        if ticket.probe_claimed_at is None:
+            return await self._run(call, pick)
+        lease = asyncio.create_task(_probe_lease_keep(ticket.probe_claimed_at))
+        try:
+            return await self._run(call, pick)
+        finally:
+            lease.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease
 
     async def aclose(self) -> None:
         clients, self._sdk_clients = list(self._sdk_clients.values()), {}
@@ -180,6 +231,7 @@ class ClaudeClient:
         excluded: set[int | None] = set()  # keys refused during this call
         failures = 0  # counted against MAX_ATTEMPTS: retryable failures and in-line waits
         while True:
+            await _time_left_or_give_up(call)
             key = pick.key
             if key is None:
                 key = await self._wait_for_key(call, pick, failures)
@@ -196,11 +248,13 @@ class ClaudeClient:
                 raise IntegrationError(SERVICE, OPERATION, attempt.error, permanent=True)
             if attempt.fault is Fault.RETRYABLE:
                 failures += 1
-                if failures >= call.max_attempts:
+                delay = self._backoff(call, failures, attempt.retry_after)
+                gave_up = _giving_up(call, failures, delay, attempt.error)
+                if gave_up is not None:
                     await _call_settle(Settlement(attempt, "failure", call.probe_claimed_at))
-                    raise IntegrationError(SERVICE, OPERATION, attempt.error)
+                    raise IntegrationError(SERVICE, OPERATION, gave_up)
                 await _call_settle(Settlement(attempt, None, call.probe_claimed_at))
-                await self._sleep(self._backoff(call, failures, attempt.retry_after))
+                await self._sleep(delay)
                 pick = KeyPick(key)
                 continue
             excluded.add(key.credential_id)  # rate limited or invalid: the next key, at once
@@ -227,6 +281,7 @@ class ClaudeClient:
             wait_key is None
             or pick.wait_seconds > call.max_inline_wait
             or failures + 1 >= call.max_attempts
+            or pick.wait_seconds >= call.remaining()  # the key would be back too late
         ):
             if call.probe_claimed_at is not None:
                 await _call_settle(Settlement(None, "neutral", call.probe_claimed_at))
@@ -237,8 +292,25 @@ class ClaudeClient:
 
     async def _attempt(self, call: _Call, key: ApiKey) -> Attempt:
         started = time.monotonic()
+        progress = _Progress()
+        budget = min(call.attempt_seconds, call.remaining())
+        scope = asyncio.timeout(budget)
         try:
-            return await self._stream(call, key, started)
+            try:
+                async with scope:
+                    return await self._stream(call, key, started, progress)
+            except TimeoutError:
+                if not scope.expired():  # not our deadline (on_text raised it): not a timeout
+                    raise
+                detail = f"timeout_error: no complete reply within {budget:.3g} s"
+                return Attempt(
+                    key,
+                    Fault.RETRYABLE,
+                    _elapsed_ms(started),
+                    progress.status_code,
+                    progress.request_id,
+                    detail,
+                )
         except BaseException as error:  # cancelled, or on_text failed: log it, then re-raise
             cancelled = isinstance(error, asyncio.CancelledError)
             reason = "cancelled" if cancelled else f"aborted by {type(error).__name__}"
@@ -248,12 +320,15 @@ class ClaudeClient:
             )
             raise
 
-    async def _stream(self, call: _Call, key: ApiKey, started: float) -> Attempt:
+    async def _stream(
+        self, call: _Call, key: ApiKey, started: float, progress: _Progress
+    ) -> Attempt:
         text, request_id = "", ""
         final: Message | None = None
         try:
             async with self._sdk_client(key.secret).messages.stream(**call.params) as stream:
-                request_id = stream.request_id or ""
+                request_id = progress.request_id = stream.request_id or ""
+                progress.status_code = 200
                 async for event in stream:
                     if event.type == "text":
                         text += event.text
@@ -292,48 +367,6 @@ class ClaudeClient:
 # --- between our types and the SDK's ------------------------------------------------------
 
 
-def _request_params(request: ClaudeRequest) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "model": request.model,
-        "max_tokens": request.max_tokens,
-        "messages": [_turn_param(turn) for turn in request.messages],
-    }
-    if request.system:
-        params["system"] = request.system
-    if request.tools:
-        params["tools"] = [
-            {"name": t.name, "description": t.description, "input_schema": dict(t.input_schema)}
-            for t in request.tools
-        ]
-    return params
-
-
-def _turn_param(turn: ChatTurn) -> dict[str, Any]:
-    return {"role": turn.role, "content": [_block_param(block) for block in turn.content]}
-
-
-def _block_param(block: ContentBlock) -> dict[str, Any]:
-    if isinstance(block, TextBlock):
-        return {"type": "text", "text": block.text}
-    if isinstance(block, ImageBlock):
-        source = {"type": "base64", "media_type": block.media_type, "data": block.data_base64}
-        return {"type": "image", "source": source}
-    if isinstance(block, DocumentBlock):
-        pdf = {"type": "base64", "media_type": "application/pdf", "data": block.data_base64}
-        document: dict[str, Any] = {"type": "document", "source": pdf}
-        if block.title:
-            document["title"] = block.title
-        return document
-    if isinstance(block, ToolUseBlock):
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": dict(block.input)}
-    return {
-        "type": "tool_result",
-        "tool_use_id": block.tool_use_id,
-        "content": block.content,
-        "is_error": block.is_error,
-    }
-
-
 def _reply(message: Message, key: ApiKey, request_id: str) -> ClaudeReply:
     content: list[TextBlock | ToolUseBlock] = []
     for block in message.content:
@@ -351,6 +384,27 @@ def _reply(message: Message, key: ApiKey, request_id: str) -> ClaudeReply:
         request_id=request_id,
         credential_label=key.label,
     )
+
+
+async def _time_left_or_give_up(call: _Call) -> None:
+    """Before an attempt: the answer's deadline has passed (keys refused one after another
+    until time ran out) → one failure for the breaker and the non-permanent IntegrationError
+    of a call that gave up."""
+    if call.remaining() > 0:
+        return
+    await _call_settle(Settlement(None, "failure", call.probe_claimed_at))
+    raise IntegrationError(SERVICE, OPERATION, f"no answer within {call.answer_seconds:g} s")
+
+
+def _giving_up(call: _Call, failures: int, delay: float, error: str) -> str | None:
+    """Why the call stops after a retryable failure (the error to raise), or None to retry:
+    out of attempts, or out of time (the answer's deadline passes before the next attempt
+    could start)."""
+    if failures >= call.max_attempts:
+        return error
+    if delay >= call.remaining():
+        return f"no answer within {call.answer_seconds:g} s; last attempt: {error}"
+    return None
 
 
 def _status_failure(key: ApiKey, error: anthropic.APIStatusError, latency_ms: int) -> Attempt:

@@ -13,6 +13,10 @@ is set back to active when picked. With no usable row, ``settings.ANTHROPIC_API_
 as ``fallback_secret``) is used; its cooldown and invalid mark live in the Django cache, which
 every process shares, under a digest of the key (never the key). No key, and no error text
 that could hold one, is ever put in an event, a log line or a row.
+
+Metrics: each logged attempt counts in ``aisystem_claude_requests_total{outcome}`` (and its
+tokens in ``aisystem_claude_tokens_total{kind}``) once its log row commits, and a call the
+breaker refuses counts as ``outcome="breaker_open"``; see ``aisystem.metrics.instruments``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from django.conf import settings
@@ -35,6 +40,7 @@ from django.utils import timezone
 
 from aisystem.env_key import env_key_cache_keys
 from aisystem.events import system_event_emit
+from aisystem.metrics.instruments import claude_request_observe
 from aisystem.models import ApiCredential, CredentialStatus, Event, ExternalCall
 from pipeline.claude import breaker
 from pipeline.types import ClaudeReply
@@ -160,12 +166,14 @@ def calls_record(calls: Sequence[LoggedCall]) -> None:
     """Write collected log rows, in one INSERT."""
     if calls:
         ExternalCall.objects.bulk_create([_call_row(call.attempt, call.at) for call in calls])
+        _observe_on_commit([call.attempt for call in calls])
 
 
 def call_open(now: datetime, fallback_secret: str) -> tuple[breaker.BreakerTicket, KeyPick]:
     """Ask the breaker and, if it lets the call through, pick and touch a key."""
     ticket = breaker.breaker_admit(SERVICE, now)
     if not ticket.allowed:
+        claude_request_observe(outcome="breaker_open")
         return ticket, KeyPick(None)
     return ticket, key_pick(now, frozenset(), fallback_secret)
 
@@ -286,6 +294,33 @@ def _fallback_cache_keys(secret: str) -> tuple[str, str]:
 
 def _record_call(attempt: Attempt, now: datetime) -> None:
     _call_row(attempt, now).save(force_insert=True)
+    _observe_on_commit([attempt])
+
+
+# An attempt's fault as the metrics' outcome label.
+_OUTCOMES = {
+    Fault.NONE: "ok",
+    Fault.RETRYABLE: "error",
+    Fault.RATE_LIMITED: "rate_limited",
+    Fault.INVALID_KEY: "invalid_key",
+    Fault.PERMANENT: "refused",
+    Fault.ABORTED: "aborted",
+}
+
+
+def _observe_on_commit(attempts: Sequence[Attempt]) -> None:
+    """Count the attempts in the metrics once their log rows commit."""
+    transaction.on_commit(partial(_observe, list(attempts)), robust=True)
+
+
+def _observe(attempts: Sequence[Attempt]) -> None:
+    for attempt in attempts:
+        reply = attempt.reply
+        claude_request_observe(
+            outcome=_OUTCOMES.get(attempt.fault, attempt.fault.value),
+            input_tokens=reply.input_tokens if reply else 0,
+            output_tokens=reply.output_tokens if reply else 0,
+        )
 
 
 def _call_row(attempt: Attempt, now: datetime) -> ExternalCall:

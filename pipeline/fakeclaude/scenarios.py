@@ -78,6 +78,14 @@ TOOL_USE = Scenario(
     ),
 )
 SLOW = Scenario(name="slow", time_to_first_token=1.0, tokens_per_second=20.0)
+# A stream that never stalls long enough for a read timeout yet takes long to finish: a word
+# every 2.5 s (" drip" is two tokens), 30 s in all, so only a deadline on the whole call cuts
+# it short.
+SLOW_DRIP = Scenario(
+    name="slow_drip",
+    reply_text=" ".join(["drip"] * 12),
+    tokens_per_second=0.8,
+)
 UNAUTHORIZED = Scenario(name="unauthorized", failure=Failure.UNAUTHORIZED)
 RATE_LIMITED = Scenario(name="rate_limited", failure=Failure.RATE_LIMITED)
 SERVER_ERROR = Scenario(name="server_error", failure=Failure.SERVER_ERROR)
@@ -93,6 +101,7 @@ PRESETS: dict[str, Scenario] = {
         ECHO,
         TOOL_USE,
         SLOW,
+        SLOW_DRIP,
         UNAUTHORIZED,
         RATE_LIMITED,
         SERVER_ERROR,

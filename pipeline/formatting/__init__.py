@@ -16,7 +16,11 @@ Contracts, whatever the input:
 * each part's visible text (``visible_text``) is at most ``limit`` UTF-16 code units, the
   measure Telegram applies after entity parsing (see ``splitting`` for the choice);
 * empty or whitespace-only input yields no parts (an empty list), so the caller decides
-  whether to say anything; Telegram would reject an empty message anyway.
+  whether to say anything; Telegram would reject an empty message anyway;
+* no part is invisible (``is_invisible``: only zero-width characters, a BOM, bidi marks or
+  other format controls, which Telegram also rejects as empty); input made of such
+  characters alone yields the one part ``INVISIBLE_FALLBACK``, a clear "(This message has no
+  visible text.)", rather than a message Telegram refuses.
 
 The Telegram dialect here is the Bot API's. Pyrogram's own HTML parser (used by the bridge)
 writes the language of a code block as ``<pre language="X">``; ``to_pyrogram_html`` converts.
@@ -29,12 +33,19 @@ from .document import (
     ALLOWED_TAGS,
     TelegramDocument,
     html_to_plain,
+    is_invisible,
     normalize_html,
     utf16_len,
     visible_text,
 )
 from .render import render_markdown_html
-from .splitting import CAPTION_LIMIT, MESSAGE_LIMIT, split_document, split_plain
+from .splitting import (
+    CAPTION_LIMIT,
+    INVISIBLE_FALLBACK,
+    MESSAGE_LIMIT,
+    split_document,
+    split_plain,
+)
 
 
 def format_telegram_html(markdown: str) -> str:
@@ -60,13 +71,15 @@ def split_telegram_html(html: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 
 
 def render_for_telegram(markdown: str, *, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Markdown to the list of Telegram-HTML messages to send, in order (``[]`` if blank)."""
+    """Markdown to the list of Telegram-HTML messages to send, in order (``[]`` if blank,
+    ``[INVISIBLE_FALLBACK]`` if it has characters but none visible)."""
     return split_document(TelegramDocument.from_html(render_markdown_html(markdown)), limit)
 
 
 def split_plain_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     """Split plain text (sent without parse_mode) into parts of at most ``limit`` UTF-16 units,
-    by the same preferences as the HTML splitter. Whitespace-only input gives ``[]``."""
+    by the same preferences as the HTML splitter. Whitespace-only input gives ``[]``, input
+    with nothing visible ``[INVISIBLE_FALLBACK]``."""
     return split_plain(text, limit)
 
 
@@ -84,9 +97,11 @@ __all__ = [
     "ALLOWED_SCHEMES",
     "ALLOWED_TAGS",
     "CAPTION_LIMIT",
+    "INVISIBLE_FALLBACK",
     "MESSAGE_LIMIT",
     "format_telegram_html",
     "html_to_plain",
+    "is_invisible",
     "normalize_html",
     "render_for_telegram",
     "split_plain_text",

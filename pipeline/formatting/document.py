@@ -21,6 +21,7 @@ splitter closes and reopens formatting at a split point.
 from __future__ import annotations
 
 import bisect
+import unicodedata
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Literal
@@ -37,6 +38,26 @@ Dialect = Literal["bot_api", "pyrogram"]
 def utf16_len(text: str) -> int:
     """Return the length of ``text`` in UTF-16 code units, the unit Telegram counts in."""
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+# Characters that show nothing on their own: Telegram trims them like whitespace and refuses
+# a message made of nothing else (MESSAGE_EMPTY). Controls and format characters (zero-width
+# space, joiners, the BOM, bidi marks and isolates, soft hyphen, tags) and the combiners that
+# only modify a neighbour (variation selectors, the combining grapheme joiner).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_INVISIBLE_EXTRA = frozenset("\u034f") | frozenset(map(chr, range(0xFE00, 0xFE10)))
+
+
+def is_invisible(text: str) -> bool:
+    """True if ``text`` shows nothing: every character is whitespace or one of the invisible
+    characters above ("" too). Telegram rejects such a message as empty."""
+    return all(
+        char.isspace()
+        or char in _INVISIBLE_EXTRA
+        or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+        or 0xE0100 <= ord(char) <= 0xE01EF  # variation selectors supplement
+        for char in text
+    )
 
 
 def escape_text(text: str) -> str:
@@ -314,6 +335,7 @@ __all__ = [
     "escape_text",
     "html_to_plain",
     "is_allowed_href",
+    "is_invisible",
     "normalize_html",
     "sanitize_language",
     "utf16_len",

@@ -20,6 +20,11 @@ The whitespace at a split point is dropped: trailing whitespace of a part and le
 whitespace of the next (inside ``pre``/``code`` only leading newlines, to keep indentation).
 Elements cut by a split are closed at the end of one part and reopened, with the same
 attributes (link target, code language), at the start of the next.
+
+No part is invisible (``document.is_invisible``: only zero-width characters, a BOM, bidi or
+other format controls): Telegram would refuse it as empty, so such a part is dropped. A text
+that has characters but none visible becomes the one part ``INVISIBLE_FALLBACK``, so that
+its reader is told something rather than nothing; a text of whitespace only gives no parts.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from .document import TelegramDocument, escape_text, utf16_len
+from .document import TelegramDocument, escape_text, is_invisible, utf16_len
 
 MESSAGE_LIMIT = 4096
+INVISIBLE_FALLBACK = "(This message has no visible text.)"
 CAPTION_LIMIT = 1024
 _MIN_LIMIT = 2  # one astral character (an emoji) takes two UTF-16 units
 _GRAPHEME_BACKOFF = 32
@@ -47,7 +53,8 @@ class _Cut:
 def split_document(document: TelegramDocument, limit: int = MESSAGE_LIMIT) -> list[str]:
     """Split ``document`` into balanced HTML parts whose visible text fits ``limit``.
 
-    Whitespace-only documents yield no parts. Raises ValueError if ``limit`` < 2.
+    Whitespace-only documents yield no parts; documents with characters but none visible
+    yield ``INVISIBLE_FALLBACK`` (split to ``limit`` too). Raises ValueError if ``limit`` < 2.
     """
     if limit < _MIN_LIMIT:
         raise ValueError(f"limit must be at least {_MIN_LIMIT} UTF-16 units, got {limit}")
@@ -64,9 +71,11 @@ def split_document(document: TelegramDocument, limit: int = MESSAGE_LIMIT) -> li
         end = cut.end
         while end > position and text[end - 1].isspace():
             end -= 1
-        if end > position:
+        if end > position and not is_invisible(text[position:end]):
             parts.append(document.render(position, end))
         position = _skip_space(document, cut.resume)
+    if not parts and text.strip():  # characters, none of them visible (str.strip keeps them)
+        return split_document(TelegramDocument.from_html(escape_text(INVISIBLE_FALLBACK)), limit)
     return parts
 
 

@@ -39,6 +39,7 @@ from aisystem.integrations.accounts import account_of_identity
 from aisystem.integrations.tokens import NeedsReconnect
 from aisystem.models import Event, PendingAction, PendingActionStatus
 from pipeline.tools.catalog import write_tool
+from pipeline.tools.internal import INTERNAL_ACTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,16 @@ def _expire(action: PendingAction, *, now: datetime) -> None:
 
 def _execute(action: PendingAction) -> str:
     """Do the claimed (running) change with the person's account; record done or failed."""
+    internal = INTERNAL_ACTIONS.get(action.tool)
+    if internal is not None:  # one the assistant makes itself (/forget)
+        try:
+            done = internal(action)
+        except Exception:
+            logger.exception("pending action %s (%s) failed", action.pk, action.tool)
+            return _finish(
+                action, failed=True, text="That didn't work: something went wrong on my side."
+            )
+        return _finish(action, failed=False, text=done)
     found = write_tool(action.tool)
     if found is None:
         return _finish(action, failed=True, text="That didn't work: I no longer know that tool.")

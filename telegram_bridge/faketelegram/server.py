@@ -1,15 +1,18 @@
 """``FakeTelegram``: the server side of the harness.
 
 It answers the requests like the server would (ids, stored messages, edits that change nothing
-refused with MESSAGE_NOT_MODIFIED, file chunks, the update difference a client asks for at
-start) and records each one in ``requests`` as the client built it (after checking it
-serializes: Pyrogram cannot read some requests back, a vector of small boxed objects comes
-back as integers), with the monotonic time it arrived in ``request_times``. Answers go through
-a TL round trip (``wire``) so they have their wire shape.
+refused with MESSAGE_NOT_MODIFIED, a second send with the same ``random_id`` refused with
+RANDOM_ID_DUPLICATE, file chunks, the update difference a client asks for at start) and
+records each one in ``requests`` as the client built it (after checking it serializes:
+Pyrogram cannot read some requests back, a vector of small boxed objects comes back as
+integers), with the monotonic time it arrived in ``request_times``. Answers go through a TL
+round trip (``wire``) so they have their wire shape. ``hang`` makes a request's answer never
+come, as when a connection dies (or the process is killed) while it is in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Callable
@@ -21,6 +24,14 @@ from pyrogram.errors.rpc_error import RPCError
 from pyrogram.raw.core import TLObject
 
 from telegram_bridge.faketelegram.builders import ChatMessage, T, now, wire
+
+
+@dataclass
+class Hang:
+    function: type[TLObject[Any]]
+    handled: bool  # the server acts on the request first (only its answer is lost)
+    times: int
+    when: Callable[[Any], bool] | None
 
 
 @dataclass
@@ -56,6 +67,8 @@ class FakeTelegram:
     files: dict[tuple[int, str], bytes] = field(default_factory=dict)
     uploads: dict[int, list[bytes]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    hangs: list[Hang] = field(default_factory=list)
+    random_ids: set[int] = field(default_factory=set)
     missed: list[raw.types.Message] = field(default_factory=list)
     on_request: Callable[[TLObject[Any]], None] | None = None
     refused_connections: int = 0
@@ -95,6 +108,18 @@ class FakeTelegram:
         """Answer the next ``times`` matching ``function`` requests with ``error``."""
         self.failures.append(Failure(function, error, code, times, when))
 
+    def hang(
+        self,
+        function: type[TLObject[Any]],
+        *,
+        handled: bool,
+        times: int = 1,
+        when: Callable[[Any], bool] | None = None,
+    ) -> None:
+        """The next ``times`` matching ``function`` requests get no answer (the caller waits
+        until cancelled); with ``handled`` the server carries them out first."""
+        self.hangs.append(Hang(function, handled, times, when))
+
     def sent(self, function: type[T], chat_id: int | None = None) -> list[T]:
         """The recorded requests of type ``function``, in order; only those addressed to
         ``chat_id`` (a Pyrogram chat id) when it is given."""
@@ -120,12 +145,27 @@ class FakeTelegram:
         self.request_times.append(time.monotonic())
         if self.on_request is not None:
             self.on_request(query)
+        hang = self._take_hang(query)
+        if hang is not None and not hang.handled:
+            await asyncio.Event().wait()
         self._raise_failure(query)
         handler = _ANSWERS.get(type(query))
         if handler is None:
             raise NotImplementedError(f"the harness has no answer for {query.QUALNAME}")
         result = handler(self, query)
+        if hang is not None:
+            await asyncio.Event().wait()
         return result if isinstance(result, bool) else wire(result)
+
+    def _take_hang(self, query: TLObject[Any]) -> Hang | None:
+        for hang in self.hangs:
+            if not isinstance(query, hang.function) or hang.times <= 0:
+                continue
+            if hang.when is not None and not hang.when(query):
+                continue
+            hang.times -= 1
+            return hang
+        return None
 
     def _raise_failure(self, query: TLObject[Any]) -> None:
         for failure in self.failures:
@@ -204,6 +244,12 @@ class FakeTelegram:
         self.store(wire(message))
         return message
 
+    def _take_random_id(self, query: Any) -> None:
+        """Telegram drops a second send with the same random id."""
+        if query.random_id in self.random_ids:
+            raise_rpc_error(query, "RANDOM_ID_DUPLICATE")
+        self.random_ids.add(query.random_id)
+
     def _sent_updates(self, query: Any, message: raw.types.Message) -> raw.types.Updates:
         return self.updates(
             raw.types.UpdateMessageID(id=message.id, random_id=query.random_id),
@@ -239,6 +285,7 @@ def _reply_header(query: Any) -> raw.types.MessageReplyHeader | None:
 def _send_message(server: FakeTelegram, query: Any) -> raw.types.Updates:
     if not query.message.strip():
         raise_rpc_error(query, "MESSAGE_EMPTY")
+    server._take_random_id(query)
     message = server._outgoing(
         query.peer,
         query.message,
@@ -275,6 +322,7 @@ def _same(old: raw.types.Message, new: raw.types.Message) -> bool:
 
 
 def _send_media(server: FakeTelegram, query: Any) -> raw.types.Updates:
+    server._take_random_id(query)
     media = query.media
     data = b"".join(server.uploads.get(media.file.id, []))
     media_id = server.media_id()

@@ -63,6 +63,7 @@ from tests.browser import (
     fakeclaude_args,
     log_tail,
     process_env,
+    watch_policy_violations,
 )
 from tests.conftest import PRIMARY_KEY, require_service
 from tests.factories import UserFactory
@@ -614,6 +615,7 @@ def test_in_chromium_a_user_signs_in_and_sees_the_streamed_reply_grow(
     ):
         browser = chromium(playwright)
         page = browser.new_page()
+        violations = watch_policy_violations(page)
         page.goto(f"{base}/chat/")
         assert page.url == f"{base}/accounts/login/?next=/chat/"
         page.fill("#id_username", "grace")
@@ -643,3 +645,4 @@ def test_in_chromium_a_user_signs_in_and_sees_the_streamed_reply_grow(
     assert all(plain.startswith(text.replace("**", "").strip()) for text in growing)
     assert "<strong>streamed</strong>" in final_html  # Markdown, rendered as elements
     assert workspace == "Assistant"
+    assert violations == []  # the sign-in page and the chat, under the real policy

@@ -20,7 +20,15 @@ import pytest
 from aisystem.chat.services import web_participant_ensure
 from aisystem.models import AccessAction, AccessRule, IntegrationAccount, PendingAction
 from pipeline.fakeclaude import FakeClaude, Scenario, ToolUseReply
-from tests.browser import ARTIFACTS, CHROMIUM, background, chromium, daphne_args, log_tail
+from tests.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    background,
+    chromium,
+    daphne_args,
+    log_tail,
+    watch_policy_violations,
+)
 from tests.browser import process_env as browser_env
 from tests.conftest import PRIMARY_KEY, require_service
 from tests.factories import UserFactory
@@ -80,6 +88,7 @@ def chat_page(tmp_path: Path, fake_claude: FakeClaude, github: FakeGitHub) -> It
     with background(daphne_args(port), env, log, port), sync_playwright() as playwright:
         browser = chromium(playwright)
         page = browser.new_page()
+        violations = watch_policy_violations(page)
         page.goto(f"{base}/chat/")
         page.fill("#id_username", "grace")
         page.fill("#id_password", PASSWORD)
@@ -87,6 +96,7 @@ def chat_page(tmp_path: Path, fake_claude: FakeClaude, github: FakeGitHub) -> It
         page.wait_for_selector("#connection[data-state=online]")
         try:
             yield page
+            assert violations == [], violations  # under the real Content-Security-Policy
         except Exception as error:
             page.screenshot(path=str(ARTIFACTS / "chat-integrations-failed.png"), full_page=True)
             raise AssertionError(f"{error}\n\ndaphne said:\n{log_tail(log)}") from error

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from aisystem.events import PendingEvent, events_record, system_event_emit
@@ -35,6 +36,7 @@ from tests.browser import (
     fakeclaude_args,
     log_tail,
     process_env,
+    watch_policy_violations,
 )
 from tests.conftest import require_service
 from tests.factories import MessageFactory, UserFactory
@@ -139,9 +141,11 @@ class LiveSite:
 
     def new_page(self) -> Any:
         """A page in a context of its own (its own cookies) whose script errors and failed
-        loads on ``/live/`` are noted in ``errors``. (The admin's sign-in page has no icon:
-        Chromium's request for /favicon.ico there is not the live feed's.)"""
+        loads on ``/live/`` are noted in ``errors``, and so are the Content-Security-Policy
+        violations of every page it opens. (The admin's sign-in page has no icon: Chromium's
+        request for /favicon.ico there is not the live feed's.)"""
         page = self.browser.new_context().new_page()
+        watch_policy_violations(page, into=self.errors)
 
         def note(text: str) -> None:
             if urlsplit(page.url).path == "/live/":
@@ -247,6 +251,15 @@ def a_rejected_telegram_message() -> int:
     return int(message.pk)
 
 
+def a_watcher(username: str) -> Any:
+    """A staff member allowed to view messages, which is what the live feed asks for."""
+    user = UserFactory(username=username, password=PASSWORD, is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="aisystem", codename="view_message")
+    )
+    return user
+
+
 def sign_in(page: Any, site: LiveSite, username: str) -> None:
     page.goto(f"{site.base}/live/")
     assert page.url == f"{site.base}/admin/login/?next=/live/"
@@ -259,7 +272,7 @@ def sign_in(page: Any, site: LiveSite, username: str) -> None:
 def test_in_chromium_staff_watch_an_api_message_travel_to_delivered(site: LiveSite) -> None:
     from playwright.sync_api import expect
 
-    UserFactory(username="grace", password=PASSWORD, is_staff=True)
+    a_watcher("grace")
     _, token = api_token_create(name="browser test")  # with an allow rule: the gate admits it
     seeded = a_rejected_telegram_message()
     page = site.new_page()
@@ -385,12 +398,30 @@ def test_in_chromium_the_live_feed_sends_others_to_sign_in_and_refuses_their_soc
         assert refusal_code(stranger) == 4401
 
 
+def test_in_chromium_staff_without_the_permission_to_view_messages_get_403_and_a_refused_socket(
+    site: LiveSite,
+) -> None:
+    UserFactory(username="kim", password=PASSWORD, is_staff=True)  # staff, no permission at all
+    system_event_emit("bridge.up", "Telegram bridge @ops: up", session="ops")
+    page = site.new_page()
+    with site.explained(page, "live-no-permission"):
+        page.goto(f"{site.base}/live/")
+        page.fill("#id_username", "kim")
+        page.fill("#id_password", PASSWORD)
+        with page.expect_response(f"{site.base}/live/") as landing:
+            page.click("input[type=submit]")
+        assert landing.value.status == 403
+        assert "Telegram bridge @ops" not in page.content()
+        assert refusal_code(page) == 4403  # a real WebSocket through daphne, refused
+        site.errors.clear()  # the 403 itself is reported in the console, as it should be
+
+
 def test_in_chromium_the_live_feed_reconnects_after_a_restart_and_catches_up(
     site: LiveSite,
 ) -> None:
     from playwright.sync_api import expect
 
-    UserFactory(username="grace", password=PASSWORD, is_staff=True)
+    a_watcher("grace")
     page = site.new_page()
     state = page.locator("#connection")
     with site.explained(page, "live-reconnect"):

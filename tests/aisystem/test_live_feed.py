@@ -14,7 +14,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.test import Client
 
 from aisystem.asgi import application
@@ -47,10 +47,22 @@ async def embedded(settings: Any) -> AsyncIterator[None]:
     await relay_shutdown()
 
 
-def session_cookie_for(*, staff: bool, username: str = "watcher") -> str:
+def view_message() -> Permission:
+    return Permission.objects.get(content_type__app_label="aisystem", codename="view_message")
+
+
+def watcher(*, staff: bool = True, may_view: bool = True, username: str = "watcher") -> Any:
+    """A user; ``may_view`` gives them ``aisystem.view_message``, which the feed requires."""
     user = get_user_model().objects.create_user(username, password="a-long-Passw0rd")
     user.is_staff = staff
     user.save()
+    if may_view:
+        user.user_permissions.add(view_message())
+    return user
+
+
+def session_cookie_for(*, staff: bool, username: str = "watcher", may_view: bool = True) -> str:
+    user = watcher(staff=staff, may_view=may_view, username=username)
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value
@@ -114,10 +126,27 @@ class TestAccess:
         decision = access_live_feed(user)
         assert not decision.allowed and decision.close_code == CLOSE_FORBIDDEN
 
-    def test_active_staff_and_superusers_may_watch(self) -> None:
-        staff = get_user_model()(username="staff", is_staff=True, is_active=True)
+    @pytest.mark.django_db
+    def test_active_staff_allowed_to_view_messages_and_superusers_may_watch(self) -> None:
+        staff = watcher()
         root = get_user_model()(username="root", is_staff=True, is_superuser=True)
         assert access_live_feed(staff).allowed and access_live_feed(root).allowed
+
+    @pytest.mark.django_db
+    def test_staff_without_the_permission_to_view_messages_are_forbidden(self) -> None:
+        staff = watcher(may_view=False)
+        staff.user_permissions.set(Permission.objects.exclude(codename="view_message"))
+        assert access_live_feed(staff) == LiveFeedAccess(
+            False, CLOSE_FORBIDDEN, "no_view_permission"
+        )
+
+    @pytest.mark.django_db
+    def test_the_permission_may_come_from_a_group(self) -> None:
+        staff = watcher(may_view=False)
+        viewers = Group.objects.create(name="viewers")
+        viewers.permissions.add(view_message())
+        staff.groups.add(viewers)
+        assert access_live_feed(staff).allowed
 
 
 # --- The socket ------------------------------------------------------------------------------
@@ -175,6 +204,19 @@ async def test_signed_in_users_without_staff_status_are_closed_with_4403(
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_staff_without_the_permission_to_view_messages_are_closed_with_4403(
+    embedded: None,
+) -> None:
+    cookie = await sync_to_async(session_cookie_for)(staff=True, may_view=False)
+    await sync_to_async(journey_events)()
+    communicator = socket(cookie)
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    output = await communicator.receive_output(timeout=TIMEOUT)
+    assert output == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}  # no history frame
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_page_from_another_origin_is_refused_even_for_staff(embedded: None) -> None:
     cookie = await sync_to_async(session_cookie_for)(staff=True)
     communicator = socket(cookie, origin=b"https://evil.example")
@@ -221,6 +263,17 @@ async def test_two_browsers_each_receive_every_event_once(embedded: None) -> Non
         await communicator.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_watcher_whose_permission_is_revoked_is_closed_with_4403_at_the_next_check(
+    embedded: None, settings: Any
+) -> None:
+    settings.LIVE_FEED = {**settings.LIVE_FEED, "RECHECK_SECONDS": 0.05}
+    communicator, _ = await staff_socket()
+    user = await get_user_model().objects.aget()
+    await sync_to_async(user.user_permissions.clear)()
+    assert await close_code(communicator) == CLOSE_FORBIDDEN
+
+
 # --- Sessions outlive pages -------------------------------------------------------------------
 
 
@@ -237,6 +290,10 @@ def test_a_session_stops_counting_once_signed_out_or_demoted() -> None:
     assert not session_still_staff(cookie, user.pk)
     user.is_staff = True
     user.save()
+    assert session_still_staff(cookie, user.pk)
+    user.user_permissions.remove(view_message())
+    assert not session_still_staff(cookie, user.pk)
+    user.user_permissions.add(view_message())
     assert session_still_staff(cookie, user.pk)
     user.set_password("another-long-Passw0rd")  # Django signs other sessions out
     user.save()
@@ -262,6 +319,24 @@ def test_the_page_sends_users_without_staff_status_to_sign_in(client: Client) ->
     client.cookies["sessionid"] = session_cookie_for(staff=False)
     response = client.get("/live/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_the_page_is_forbidden_to_staff_without_the_permission_to_view_messages(
+    client: Client,
+) -> None:
+    client.cookies["sessionid"] = session_cookie_for(staff=True, may_view=False)
+    response = client.get("/live/")
+    assert response.status_code == 403
+    assert b"live-feed" not in response.content
+
+
+@pytest.mark.django_db
+def test_the_page_renders_for_staff_allowed_to_view_messages(client: Client) -> None:
+    client.cookies["sessionid"] = session_cookie_for(staff=True)
+    response = client.get("/live/")
+    assert response.status_code == 200
+    assert 'id="live-feed"' in response.content.decode()
 
 
 @pytest.mark.django_db

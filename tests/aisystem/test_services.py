@@ -45,6 +45,7 @@ from aisystem.services.rate_limits import (
     rate_limit_reset,
 )
 from aisystem.services.tokens import api_token_authenticate, api_token_create, api_tokens_revoke
+from aisystem.services.usage import usage_add, usage_day
 from tests.factories import (
     AccessRuleFactory,
     ApiCredentialFactory,
@@ -391,6 +392,14 @@ def test_the_overview_counts_todays_messages_rejections_and_usage() -> None:
     MessageFactory(
         identity=identity,
         direction=Direction.OUTBOUND,
+        input_tokens=100,
+        output_tokens=50,
+        cost_usd=Decimal("0.0123"),
+    )
+    usage_add(  # the reply's usage, as the outcome's transaction rolls it up
+        day=usage_day(timezone.now()),
+        workspace_id=WorkspaceFactory().pk,
+        identity_id=identity.pk,
         input_tokens=100,
         output_tokens=50,
         cost_usd=Decimal("0.0123"),

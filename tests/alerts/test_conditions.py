@@ -18,8 +18,14 @@ from aisystem.alerts.conditions import budget_check, credentials_check
 from aisystem.env_key import env_key_cache_keys
 from aisystem.events import PendingEvent, events_record, system_event_emit
 from aisystem.models import Alert, CredentialStatus, Direction, Event, RateLimitPolicy
+from aisystem.services.usage import usage_add, usage_day
 from tests.alerts.conftest import Emit, queued
-from tests.factories import ApiCredentialFactory, IdentityFactory, MessageFactory
+from tests.factories import (
+    ApiCredentialFactory,
+    IdentityFactory,
+    MessageFactory,
+    WorkspaceFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -96,9 +102,21 @@ def test_without_a_rule_for_it_no_check_is_queued(emit: Emit) -> None:
     assert queued("aisystem.tasks.alerts_check") == []
 
 
-def spend(identity: Any, tokens: int) -> Any:
+def spend(identity: Any, tokens: int = 0, cost: Decimal = Decimal(0)) -> Any:
+    """A reply to ``identity`` and its usage, rolled up as the outcome's transaction does."""
+    usage_add(
+        day=usage_day(timezone.now()),
+        workspace_id=WorkspaceFactory().pk,
+        identity_id=identity.pk,
+        input_tokens=tokens,
+        cost_usd=cost,
+    )
     return MessageFactory(
-        identity=identity, direction=Direction.OUTBOUND, input_tokens=tokens, output_tokens=0
+        identity=identity,
+        direction=Direction.OUTBOUND,
+        input_tokens=tokens,
+        output_tokens=0,
+        cost_usd=cost,
     )
 
 
@@ -126,9 +144,7 @@ def test_a_budget_at_80_percent_warns_once_a_day(ports: Any, commit: Callable[..
 def test_a_cost_budget_counts_too(ports: Any, commit: Callable[..., Any]) -> None:
     identity = IdentityFactory()
     RateLimitPolicy.objects.create(name="p", identity=identity, daily_cost_budget=Decimal("1.00"))
-    message = MessageFactory(
-        identity=identity, direction=Direction.OUTBOUND, cost_usd=Decimal("0.9")
-    )
+    message = spend(identity, cost=Decimal("0.9"))
 
     commit(budget_check, message_id=message.pk, ports=ports, now=timezone.now())
 

@@ -128,13 +128,14 @@ def test_the_probes_failure_opens_the_breaker_for_another_period() -> None:
     assert Event.objects.filter(kind="breaker.opened").count() == 2
 
 
-def test_a_probe_that_never_reported_back_may_be_claimed_again_later() -> None:
+def test_a_probe_that_never_reported_back_may_be_claimed_again_once_its_lease_is_over() -> None:
     open_breaker()
     assert breaker_allow(SERVICE, seconds_later(31), policy=POLICY)  # its process then dies
 
-    assert breaker_allow(SERVICE, seconds_later(60), policy=POLICY) is False
-    assert breaker_allow(SERVICE, seconds_later(62), policy=POLICY) is True
-    assert breaker_allow(SERVICE, seconds_later(62), policy=POLICY) is False
+    lease = POLICY.probe_lease_seconds
+    assert breaker_allow(SERVICE, seconds_later(31 + lease - 0.1), policy=POLICY) is False
+    assert breaker_allow(SERVICE, seconds_later(31 + lease), policy=POLICY) is True
+    assert breaker_allow(SERVICE, seconds_later(31 + lease), policy=POLICY) is False
 
 
 def test_a_released_probe_lets_the_next_caller_probe_at_once() -> None:

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from pipeline.formatting import (
     CAPTION_LIMIT,
+    INVISIBLE_FALLBACK,
     MESSAGE_LIMIT,
     format_telegram_html,
     html_to_plain,
+    is_invisible,
     render_for_telegram,
     split_plain_text,
     split_telegram_html,
@@ -118,8 +120,9 @@ def assert_valid(html: str) -> None:
 
 
 def squash(text: str) -> str:
-    """Text with all whitespace removed: splitting may drop whitespace at split points."""
-    return "".join(text.split())
+    """Text with all whitespace removed: splitting may drop whitespace at split points (and
+    with a part that would show nothing, the invisible characters in it)."""
+    return "".join(char for char in text if not is_invisible(char))
 
 
 # --- single constructs -------------------------------------------------------------------------
@@ -418,8 +421,12 @@ def test_every_part_is_valid_fits_the_limit_and_no_text_is_lost(markdown: str, l
         assert_valid(part)
         shown = visible_text(part)
         assert 0 < utf16_len(shown) <= limit
-        assert shown.strip()
-    assert squash("".join(visible_text(part) for part in parts)) == squash(visible_text(whole))
+        assert not is_invisible(shown)  # Telegram would refuse it as empty
+    sent = "".join(visible_text(part) for part in parts)
+    if visible_text(whole).strip() and is_invisible(visible_text(whole)):
+        assert squash(sent) == squash(INVISIBLE_FALLBACK)  # nothing to show: say so
+    else:
+        assert squash(sent) == squash(visible_text(whole))
 
 
 @settings(max_examples=100, deadline=None)
@@ -433,6 +440,10 @@ def test_code_blocks_split_anywhere_keep_their_language(
 ) -> None:
     body = "\n".join(line.replace("`", "'") for line in lines)
     parts = render_for_telegram(f"```{language}\n{body}\n```", limit=limit)
+    if is_invisible(body):  # no code to show: no part at all, or the fallback that says so
+        shown = "".join(visible_text(part) for part in parts)
+        assert squash(shown) in ("", squash(INVISIBLE_FALLBACK))
+        return
     for part in parts:
         assert part.startswith(f'<pre><code class="language-{language}">')
         assert part.endswith("</code></pre>")

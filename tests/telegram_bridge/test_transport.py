@@ -289,6 +289,49 @@ async def test_a_reaction_is_set_and_cleared(
     assert not cleared.reaction
 
 
+async def test_reactions_and_typing_take_slots_of_the_one_budget(
+    harness: TelegramHarness, transport: TelegramTransport, time: FakeTime
+) -> None:
+    await transport.react(CHAT, "100", "👀")
+    await transport.send_typing(CHAT)
+    await transport.send_text(CHAT, "hello")
+    await transport.react(CHAT, "100", "👍")
+
+    assert time.sleeps == pytest.approx([1 / 30] * 3)  # one slot of 30 a second each
+    assert transport.limiter.admitted == 4
+    sent = harness.server.requests[-4:]
+    assert [type(r).__name__ for r in sent] == [
+        "SendReaction",
+        "SetTyping",
+        "SendMessage",
+        "SendReaction",
+    ]
+
+
+async def test_typing_and_passing_reactions_are_dropped_first_when_the_budget_is_tight(
+    harness: TelegramHarness, transport: TelegramTransport, time: FakeTime
+) -> None:
+    for chat in range(30):  # a burst elsewhere books the next second of the budget
+        transport.limiter.reserve(f"-100{chat}")
+    before = len(harness.server.requests)
+
+    await transport.react(CHAT, "100", "👀")
+    await transport.send_typing(CHAT)
+    await transport.react(CHAT, "100", "🤔")
+    assert len(harness.server.requests) == before  # dropped, nothing waited for
+    assert time.sleeps == []
+
+    await transport.send_text(CHAT, "the answer")
+    await transport.react(CHAT, "100", "👍")  # the final state waits its turn
+
+    assert [type(r).__name__ for r in harness.server.requests[before:]] == [
+        "SendMessage",
+        "SendReaction",
+    ]
+    assert time.sleeps == pytest.approx([1.0, 1 / 30])
+    assert transport.limiter.dropped == 3
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [("REACTION_INVALID", 400), ("REACTION_EMPTY", 400), ("CHAT_WRITE_FORBIDDEN", 403)],

@@ -9,6 +9,9 @@
  * Confirm and Cancel buttons; a press sends a "decide" frame and disables them, and the
  * "decided" outcome is shown as an assistant message. The Connections panel (present only
  * when staff configured a provider) lists the user's accounts from /chat/connections/.
+ *
+ * A "file" event (the JSON of /export) becomes a download link under its reply: the bytes
+ * arrive base64 in the event and are handed to the browser as a Blob, never as markup.
  */
 (function () {
   "use strict";
@@ -125,6 +128,29 @@
   function replyRow(entry) {
     if (!entry.reply) entry.reply = bubble("assistant", "", "");
     return entry.reply;
+  }
+
+  function sizeText(bytes) {
+    if (bytes >= 1048576) return (bytes / 1048576).toFixed(1) + " MB";
+    if (bytes >= 1024) return Math.ceil(bytes / 1024) + " KB";
+    return bytes + " bytes";
+  }
+
+  function attachment(row, event) {
+    let bytes;
+    try {
+      const raw = window.atob(event.data || "");
+      bytes = new Uint8Array(raw.length);
+      for (let i = 0; i < raw.length; i += 1) bytes[i] = raw.charCodeAt(i);
+    } catch (error) {
+      return; // not base64: nothing to offer
+    }
+    const link = document.createElement("a");
+    link.className = "attachment";
+    link.href = URL.createObjectURL(new Blob([bytes], { type: event.mime_type || "application/octet-stream" }));
+    link.download = event.file_name || "file";
+    link.textContent = "Download " + link.download + " (" + sizeText(bytes.length) + ")";
+    row.append(link);
   }
 
   // --- Confirm / Cancel -----------------------------------------------------------------
@@ -247,6 +273,13 @@
         // Only staff pages carry the address: the refusal itself stays non-revealing.
         showBanner("You're staff: no access rule lets browser messages through yet. Add an Allow rule with transport \u201cBrowser chat\u201d under Admin \u2192 Access rules: " + app.dataset.rulesUrl);
       }
+      scrollDown(false);
+    },
+    file: function (event) {
+      const entry = event.id ? pending.get(event.id) : null;
+      const row = entry ? replyRow(entry) : bubble("assistant", "", "answered");
+      if (entry) typing(row, false);
+      attachment(row, event);
       scrollDown(false);
     },
     decided: function (event) {

@@ -26,7 +26,7 @@ from telegram_bridge.config import BridgeConfig
 from telegram_bridge.faketelegram import FakeTelegram, TelegramHarness
 from telegram_bridge.faketelegram.builders import Chat, make_user, session_string
 from telegram_bridge.outbox import outbox_enqueue
-from telegram_bridge.transport import StopButtonResponses
+from telegram_bridge.replies import StopButtonResponses
 from tests.conftest import PRIMARY_KEY
 
 # Small deadlines and waits, so tests are quick.
@@ -57,6 +57,7 @@ class World:
     session: TelegramSession
     fake: FakeClaude
     sleeps: list[float] = field(default_factory=list)
+    slept: float = 0.0
     claude_clients: list[ClaudeClient] = field(default_factory=list)
 
     @property
@@ -66,7 +67,13 @@ class World:
     async def sleep(self, seconds: float) -> None:
         """The bridge's sleep: recorded, not waited."""
         self.sleeps.append(seconds)
+        self.slept += seconds
         await asyncio.sleep(0)
+
+    def clock(self) -> float:
+        """The bridge's clock: real time plus what it slept (so the outbound limiter's slots
+        are as far away as if the sleeps had been waited out)."""
+        return time.monotonic() + self.slept
 
     def bridge(
         self, *, client_options: dict[str, Any] | None = None, **config: Any
@@ -90,6 +97,7 @@ class World:
             config=replace(CONFIG, **config),
             processor=UnifiedMessageProcessor(client=claude, responses=StopButtonResponses()),
             sleep=self.sleep,
+            clock=self.clock,
         )
 
     async def aclose(self) -> None:
