@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('aisystem', '0011_usage_rollups'),  # chained by the lead: keep this dependency
+        ('aisystem', '0012_usage_rollups'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('aisystem', '0013_api_idempotency'),  # chained by the lead: keep this dependency
+        ('aisystem', '0013_api_idempotency'),
     ]
 
     operations = [

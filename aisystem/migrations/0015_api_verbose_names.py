@@ -6,7 +6,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("aisystem", "0014_telegram_delivery"),  # chained by the lead: keep this dependency
+        ("aisystem", "0014_telegram_delivery"),
     ]
 
     operations = [

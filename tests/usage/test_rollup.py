@@ -285,7 +285,7 @@ def test_the_migration_fills_the_table_from_the_history() -> None:
     exchange(identity, conversation, timezone.now() - timedelta(days=40), tokens=20)
     exchange(identity, conversation, timezone.now(), tokens=30)
     MessageFactory(identity=identity, conversation=conversation, status=MessageStatus.FAILED)
-    migration = importlib.import_module("aisystem.migrations.0011_usage_rollups")
+    migration = importlib.import_module("aisystem.migrations.0012_usage_rollups")
 
     migration.backfill(apps, SimpleNamespace(connection=connection))
 

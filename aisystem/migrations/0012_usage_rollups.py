@@ -67,7 +67,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('aisystem', '0012_cache_table'),  # chained by the lead: keep this dependency
+        ('aisystem', '0011_cache_table'),
     ]
 
     operations = [
