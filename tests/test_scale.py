@@ -90,12 +90,19 @@ class LiveFeed:
         self.message_ids: set[int] = set()
         self.connected = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
 
     def __enter__(self) -> LiveFeed:
         self._thread.start()
-        assert self.connected.wait(30), "the live feed did not connect"
+        assert self.connected.wait(30), f"the live feed did not connect: {self.error!r}"
         return self
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as error:  # shown by the assertions that wait for it
+            self.error = error
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()

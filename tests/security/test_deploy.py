@@ -37,7 +37,9 @@ def fresh_install(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a new embedded install in ``data_dir``, nothing shared with the
     test run's database or the developer's ``var/``."""
     skip = {"DATABASE_URL", "REDIS_URL", "FIELD_ENCRYPTION_KEYS", "SECRET_KEY", "DEBUG"}
-    env = {name: value for name, value in os.environ.items() if name not in skip}
+    # Emptied rather than left out: ``manage`` adds this process's environment back, and an
+    # empty value is an unset one to the settings.
+    env = dict(os.environ) | dict.fromkeys(skip, "") | {"DEBUG": "false"}
     return env | {"AISYSTEM_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"} | extra
 
 
